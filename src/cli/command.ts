@@ -1,0 +1,28 @@
+// What a CLI command is: a name, its flags (each with a default and a help line), and a run
+// function. main.ts parses flags from this description, so `--help` always lists every flag.
+
+export type FlagType = 'string' | 'number' | 'boolean';
+
+export interface FlagSpec {
+  type: FlagType;
+  help: string;
+  default?: string | number | boolean;
+  short?: string;
+}
+
+export type FlagValues = Record<string, string | number | boolean | undefined>;
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Positional arguments, for the usage line, e.g. 'FILE.safetensors'. */
+  args?: string;
+  flags: Record<string, FlagSpec>;
+  run(args: string[], flags: FlagValues): Promise<number>;
+}
+
+/** A mistake in how the command was called: printed as one line, exit code 2. */
+export class UsageError extends Error {}
+
+/** A failure the user can fix (bad file, unknown concept): printed as one line, exit code 1. */
+export class UserError extends Error {}

@@ -1,0 +1,86 @@
+// mce command-line entry: dispatch, flag parsing and the error policy.
+// Exit codes: 0 ok, 1 failure, 2 usage error. Errors print one line; --debug adds the stack.
+import { parseArgs } from 'node:util';
+import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { commands } from './commands.js';
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = ['usage: mce <command> [flags]', '', 'commands:'];
+  for (const c of commands) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
+  lines.push('', 'Run `mce <command> --help` for its flags. Global: --debug prints stack traces.');
+  return lines.join('\n');
+}
+
+export function commandHelp(c: Command): string {
+  const lines = [`usage: mce ${c.name}${c.args ? ' ' + c.args : ''} [flags]`, '', c.summary, '', 'flags:'];
+  const rows = Object.entries(c.flags).map(([name, f]) => {
+    const head = `--${name}${f.type === 'boolean' ? '' : ` <${f.type}>`}`;
+    const def = f.default === undefined ? '' : ` (default: ${String(f.default)})`;
+    return [head, f.help + def] as const;
+  });
+  rows.push(['--help', 'show this help'], ['--debug', 'print stack traces on errors']);
+  const width = Math.max(...rows.map((r) => r[0].length));
+  for (const [h, d] of rows) lines.push(`  ${h.padEnd(width)}  ${d}`);
+  return lines.join('\n');
+}
+
+function parseFlags(c: Command, argv: string[]): { args: string[]; flags: FlagValues } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    help: { type: 'boolean' },
+    debug: { type: 'boolean' },
+  };
+  for (const [name, f] of Object.entries(c.flags)) {
+    options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.short ? { short: f.short } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(`mce ${c.name}: ${(e as Error).message.split('\n')[0]}`);
+  }
+  const flags: FlagValues = { help: parsed.values['help'] as boolean | undefined };
+  for (const [name, f] of Object.entries(c.flags)) {
+    const raw = parsed.values[name];
+    if (raw === undefined) {
+      flags[name] = f.default;
+    } else if (f.type === 'number') {
+      const n = Number(raw);
+      if (raw === '' || !Number.isFinite(n)) throw new UsageError(`mce ${c.name}: --${name} must be a number, got '${String(raw)}'`);
+      flags[name] = n;
+    } else {
+      flags[name] = raw as string | boolean;
+    }
+  }
+  return { args: parsed.positionals, flags };
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes('--debug');
+  const [name, ...rest] = argv.filter((a) => a !== '--debug');
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage() + '\n');
+    return name ? 0 : 2;
+  }
+  const cmd = commands.find((c) => c.name === name);
+  if (!cmd) {
+    process.stderr.write(`mce: unknown command '${name}'. Commands: ${commands.map((c) => c.name).join(', ')}\n`);
+    return 2;
+  }
+  try {
+    const { args, flags } = parseFlags(cmd, rest);
+    if (flags['help']) {
+      process.stdout.write(commandHelp(cmd) + '\n');
+      return 0;
+    }
+    return await cmd.run(args, flags);
+  } catch (e) {
+    const err = e as Error;
+    if (debug) process.stderr.write((err.stack ?? String(err)) + '\n');
+    else process.stderr.write(`${err instanceof UsageError ? '' : 'mce: '}${err.message.split('\n')[0]}\n`);
+    return e instanceof UsageError ? 2 : 1;
+  }
+}
+
+export { UsageError, UserError };
