@@ -3,14 +3,17 @@
 
 /** A 32-bit seed mixed into a stream: same (seed, stream) -> same numbers. */
 export function mixSeed(seed: number, ...streams: number[]): number {
-  let h = (seed >>> 0) ^ 0x9e3779b9;
-  for (const s of streams) {
-    h = Math.imul(h ^ (s >>> 0), 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-  }
-  return h >>> 0;
+  let h = fmix32((seed >>> 0) ^ 0x9e3779b9);
+  for (const s of streams) h = fmix32((h + 0x9e3779b9 + (s >>> 0)) >>> 0);
+  return h;
+}
+
+/** murmur3's 32-bit finaliser: a bijective, well-mixing hash of one word. */
+function fmix32(x: number): number {
+  let h = x >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
 /** A small, fast PRNG (sfc32 seeded by splitmix32): uniform floats in [0, 1). */
