@@ -1,4 +1,5 @@
 // The command table. One file per command; add new commands here.
 import type { Command } from './command.js';
+import { benchCommand } from './bench.js';
 
-export const commands: Command[] = [];
+export const commands: Command[] = [benchCommand];

@@ -1,0 +1,12 @@
+// The engine benchmark's workloads, in run order. Adding a workload: one file in this folder, one
+// line here, and its PyTorch twin in bench/torch_bench.py (WORKLOADS). Names are stable.
+import type { Workload } from '../types.js';
+import { sgemm1024 } from './sgemm-1024.js';
+import { blockFwdBwd } from './block-fwd-bwd.js';
+import { euler8Ckpt } from './euler8-ckpt.js';
+
+export const workloads: Workload[] = [
+  sgemm1024,
+  blockFwdBwd,
+  euler8Ckpt,
+];
