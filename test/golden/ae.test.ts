@@ -76,6 +76,8 @@ for (const name of cases) {
       const weights = readF32(join(dir, 'weights.safetensors'));
       const inputs = readF32(join(dir, 'inputs.safetensors'));
       const expected = readF32(join(dir, 'expected.safetensors'));
+      const unchecked = Object.keys(expected).filter((k) => k !== 'encoded' && k !== 'decoded');
+      assert.deepEqual(unchecked, [], `${name}: expected.safetensors has tensors this test does not check`);
       const ae = AutoEncoder.fromWeights(config.params, weights);
       try {
         for (const [out, inp, fn] of [

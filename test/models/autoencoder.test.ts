@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf.js';
 import { groupNorm } from '../../src/engine/ops.js';
-import { useBackend } from '../../src/engine/backend.js';
+import { availableBackends, useBackend } from '../../src/engine/backend.js';
 import { randnArray } from '../../src/engine/rng.js';
 import {
   AutoEncoder,
@@ -120,22 +120,42 @@ test('NHWC group norm equals the engine group norm on NCHW; nearest 2x equals re
   tf.dispose([x, w, b, a, ref, up, upRef]);
 });
 
-test('gradients reach every weight through decode and encode (cpu; weights as tf.Variables)', async () => {
-  await useBackend('cpu');
+async function aeGrads(backend: 'native' | 'wasm' | 'cpu'): Promise<Map<string, Float32Array>> {
+  await useBackend(backend);
   const rand = AutoEncoder.random(TINY, 3);
   const vars: Record<string, tf.Variable> = {};
   for (const [n, t] of Object.entries(rand.weights)) vars[n] = tf.variable(t, true);
   rand.dispose();
   const ae = AutoEncoder.fromWeights(TINY, vars);
-  const x = tf.tensor(randnArray(1 * 3 * 8 * 8, 8), [1, 3, 8, 8]);
+  const x = tf.tensor(randnArray(2 * 3 * 8 * 8, 8), [2, 3, 8, 8]);
   const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(ae.decode(ae.encode(x)))) as tf.Scalar);
   assert.ok(Number.isFinite(value.dataSync()[0]!));
+  const out = new Map<string, Float32Array>();
   for (const [n, v] of Object.entries(vars)) {
     const g = grads[v.name];
-    assert.ok(g, `no gradient for ${n}`);
+    assert.ok(g, `no gradient for ${n} on ${backend}`);
     assert.deepEqual(g.shape, v.shape, n);
-    assert.ok(tf.sum(tf.abs(g)).dataSync()[0]! > 0, `zero gradient for ${n}`);
+    out.set(n, g.dataSync() as Float32Array);
   }
   tf.dispose([x, value, ...Object.values(grads)]);
   ae.dispose();
+  return out;
+}
+
+test('gradients reach every weight through encode and decode, and agree across backends (weights as tf.Variables)', async () => {
+  const ref = await aeGrads('cpu');
+  for (const [n, g] of ref) assert.ok(g.some((v) => v !== 0), `zero gradient for ${n}`);
+  for (const backend of availableBackends().filter((b) => b !== 'cpu')) {
+    const got = await aeGrads(backend);
+    for (const [n, g] of ref) {
+      const h = got.get(n)!;
+      let scale = 0;
+      let err = 0;
+      for (let i = 0; i < g.length; i++) {
+        scale = Math.max(scale, Math.abs(g[i]!));
+        err = Math.max(err, Math.abs(g[i]! - h[i]!));
+      }
+      assert.ok(err <= 1e-3 * scale + 1e-5, `${backend} gradient of ${n} differs from cpu by ${err} (scale ${scale})`);
+    }
+  }
 });
