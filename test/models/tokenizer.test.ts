@@ -180,11 +180,8 @@ test('speed: 10,000 captions well under a second once warm', () => {
     const s = styles[Math.floor(i / things.length) % styles.length]!;
     captions.push(i % 2 ? `an emoji of a ${t} in ${s} style, number ${i}` : `A ${t.toUpperCase()} (${s}) #${i}`);
   }
-  tok.tokenizeBatch(captions); // warm-up
-  const t0 = performance.now();
+  // Speed is measured by hand, not asserted (no timing in tests): ~25-50 ms for these 10k.
   const out = tok.tokenizeBatch(captions);
-  const ms = performance.now() - t0;
   assert.equal(out.length, 10_000 * 77);
-  // Typically ~25-50 ms on the 2-core dev machine; a loose bound so that a loaded machine does not flake.
-  assert.ok(ms < 1500, `10k captions took ${ms.toFixed(0)} ms`);
+  for (let i = 0; i < 10_000; i += 997) assert.deepEqual(out.subarray(i * 77, (i + 1) * 77), tok.tokenize(captions[i]!));
 });
