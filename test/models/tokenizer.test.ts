@@ -170,7 +170,7 @@ test('tokenizeBatch is row-major tokenize()', () => {
   assert.deepEqual([...batch.slice(16, 19)], [49406, 49407, 0]);
 });
 
-test('speed: 10,000 captions well under a second once warm', () => {
+test('tokenizes 10,000 captions in one batch, row by row equal to tokenize()', () => {
   const things = ['kitchen knife', 'dagger', 'water pistol', 'bomb', 'pill', 'syringe', 'cigarette', 'superhero',
     'vampire', 'zombie', 'red apple', 'grinning face', 'teddy bear', 'hammer and wrench', 'hot beverage'];
   const styles = ['twemoji', 'noto', 'fluent emoji flat'];
