@@ -22,7 +22,7 @@ export const CHECK_RTOL = 1e-3;
 export interface BenchOptions {
   /** Fewer repetitions and a short time budget; same workloads and sizes. */
   smoke?: boolean;
-  /** Timed repetitions per workload (both engines), overriding the defaults and the time budget. */
+  /** Timed repetitions per workload and engine (split over the rounds), overriding the defaults and the time budget. */
   reps?: number;
   /** Run only these workloads (by name). */
   only?: string[];
@@ -46,6 +46,8 @@ export interface BenchRun {
 }
 
 interface Plan {
+  /** Alternations ours -> PyTorch; the repetitions are split over them. */
+  rounds: number;
   warmup: number;
   reps: number;
   minReps: number;
@@ -53,9 +55,10 @@ interface Plan {
 }
 
 function plan(w: Workload, o: BenchOptions): Plan {
-  if (o.reps !== undefined) return { warmup: o.smoke ? 1 : 2, reps: o.reps, minReps: o.reps, budgetS: Infinity };
-  if (o.smoke) return { warmup: 1, reps: 3, minReps: 1, budgetS: 3 };
-  return { warmup: 2, reps: w.reps, minReps: 3, budgetS: 20 };
+  const rounds = o.smoke ? 1 : 3;
+  if (o.reps !== undefined) return { rounds: Math.min(rounds, o.reps), warmup: o.smoke ? 1 : 2, reps: o.reps, minReps: o.reps, budgetS: Infinity };
+  if (o.smoke) return { rounds, warmup: 1, reps: 3, minReps: 1, budgetS: 3 };
+  return { rounds, warmup: 2, reps: w.reps, minReps: 3, budgetS: 30 };
 }
 
 function relDiff(a: number, b: number): number {
@@ -111,68 +114,90 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchRun> {
       const inputsMb = prep.inputs.reduce((s, a) => s + a.data.length * 4, 0) / MiB;
       log(`${w.name}: ${w.description}`);
 
-      // ---- ours: one measured-memory run (also the first warm-up and the check), warm-ups, timed reps.
+      // ---- ours: one measured-memory run (also the first warm-up and the check), then warm-ups.
       const ours = prep.setup();
       const tensorsBefore = tf.memory().numTensors;
       const tFirst = performance.now();
       const mem = await measurePeak(() => ours.checked());
       const firstMs = performance.now() - tFirst;
       const peakMb = (mem.peakBytes - mem.baseBytes) / MiB;
-      const times: number[] = [];
       const notes: string[] = [];
-      if (smoke && o.reps === undefined && firstMs / 1000 > p.budgetS) {
-        // A slow backend (the wasm fallback): in a smoke run, the first (profiled, cold) run is the
-        // only sample, so --smoke stays short.
-        times.push(firstMs);
-        notes.push(`--smoke on a slow backend: time of the single cold, profiled run`);
-      } else {
-        for (let i = 1; i < p.warmup; i++) ours.step();
-        const start = performance.now();
-        for (let i = 0; i < p.reps; i++) {
-          const t0 = performance.now();
-          ours.step();
-          times.push(performance.now() - t0);
-          if (i + 1 >= p.minReps && (performance.now() - start) / 1000 > p.budgetS) break;
+      // A slow backend (the wasm fallback) in a smoke run: the first (cold, profiled) run is the only
+      // sample, so --smoke stays short.
+      const single = smoke && o.reps === undefined && firstMs / 1000 > p.budgetS;
+      if (single) notes.push(`--smoke on a slow backend: time of the single cold, profiled run`);
+      else for (let i = 1; i < p.warmup; i++) ours.step();
+
+      // ---- timing in rounds, ours then a fresh PyTorch process, so both see the same load on this
+      // shared machine; the medians pool all rounds.
+      const cfg: TorchConfig | null =
+        torch.ok && dir
+          ? {
+              workload: w.name,
+              inputs: writeInputs(dir, w, prep.inputs),
+              tensors: prep.inputs.map((a) => ({ name: a.name, shape: a.shape })),
+              params: prep.params,
+              warmup: p.warmup,
+              reps: 0,
+              min_reps: 0,
+              budget_s: 0,
+            }
+          : null;
+      const times: number[] = single ? [firstMs] : [];
+      const torchTimes: number[] = [];
+      let torchCheck: CheckValues | null = null;
+      let torchError: string | null = null;
+      for (let round = 0; round < p.rounds; round++) {
+        const reps = Math.floor(p.reps / p.rounds) + (round < p.reps % p.rounds ? 1 : 0);
+        const minReps = Math.max(1, Math.floor(p.minReps / p.rounds));
+        const budget = p.budgetS / p.rounds;
+        if (!single) {
+          const start = performance.now();
+          for (let i = 0; i < reps; i++) {
+            const t0 = performance.now();
+            ours.step();
+            times.push(performance.now() - t0);
+            if (i + 1 >= minReps && (performance.now() - start) / 1000 > budget) break;
+          }
         }
+        if (cfg && !torchError) {
+          try {
+            const t = await torchTime(torch.ok ? torch.python : '', { ...cfg, reps, min_reps: minReps, budget_s: Number.isFinite(budget) ? budget : 1e9 });
+            torchTimes.push(...t.times_ms);
+            torchCheck ??= t.check;
+          } catch (e) {
+            torchError = (e as Error).message;
+          }
+        }
+        const rs = p.rounds > 1 ? ` (round ${round + 1}/${p.rounds})` : '';
+        log(`${w.name}: ours ${times.length} reps, median ${median(times).toFixed(2)} ms` + (torchTimes.length ? `; torch ${torchTimes.length} reps, median ${median(torchTimes).toFixed(2)} ms` : '') + rs);
+        if (single) break;
       }
       const oursMs = median(times);
       const leaked = tf.memory().numTensors - tensorsBefore;
-      log(`${w.name}: ours median ${oursMs.toFixed(2)} ms over ${times.length} reps, peak ${peakMb.toFixed(1)} MiB`);
+      log(`${w.name}: our peak tensor memory ${peakMb.toFixed(1)} MiB`);
       const extra = ours.extra ? await ours.extra({ smoke, oursMs, budgetS: smoke ? 5 : 60, log: (l) => log(`${w.name}: ${l}`) }) : { fields: {}, notes: [] };
       ours.dispose();
-
-      // ---- PyTorch: timing process, then memory process.
-      let torchMs: number | null = null;
-      let torchReps: number | null = null;
-      let torchCheck: CheckValues | null = null;
-      let torchPeak: number | null = null;
       notes.push(...extra.notes);
       if (leaked > 0) notes.push(`ours leaked ${leaked} tensors per run`);
-      if (torch.ok && dir) {
-        const cfg: TorchConfig = {
-          workload: w.name,
-          inputs: writeInputs(dir, w, prep.inputs),
-          tensors: prep.inputs.map((a) => ({ name: a.name, shape: a.shape })),
-          params: prep.params,
-          warmup: p.warmup,
-          reps: p.reps,
-          min_reps: p.minReps,
-          budget_s: Number.isFinite(p.budgetS) ? p.budgetS : 1e9,
-        };
+
+      // ---- PyTorch memory: a fresh process.
+      let torchPeak: number | null = null;
+      if (cfg && !torchError) {
         try {
-          const t = await torchTime(torch.python, cfg);
-          torchMs = t.median_ms;
-          torchReps = t.times_ms.length;
-          torchCheck = t.check;
-          log(`${w.name}: torch median ${torchMs.toFixed(2)} ms over ${torchReps} reps`);
-          const m = await torchMemory(torch.python, cfg);
+          const m = await torchMemory(torch.ok ? torch.python : '', { ...cfg, reps: 1, min_reps: 1, budget_s: 1e9 });
           torchPeak = m.peak_growth_mb;
           log(`${w.name}: torch peak RSS growth ${torchPeak?.toFixed(1) ?? '?'} MiB (${m.peak_method})`);
         } catch (e) {
-          notes.push(`PyTorch failed: ${(e as Error).message}`);
-          log(`${w.name}: ${(e as Error).message}`);
+          torchError = (e as Error).message;
         }
       }
+      if (torchError) {
+        notes.push(`PyTorch failed: ${torchError}`);
+        log(`${w.name}: ${torchError}`);
+      }
+      const torchMs = torchTimes.length && !torchError ? median(torchTimes) : null;
+      const torchReps = torchMs === null ? null : torchTimes.length;
       const gflops = prep.flops / oursMs / 1e6;
       const cmp = compareChecks(mem.result, torchCheck);
       if (cmp.ok === false) notes.push(`check MISMATCH vs PyTorch: max relative difference ${cmp.max_rel_diff!.toExponential(2)}`);

@@ -35,7 +35,7 @@ test('tiny run: every workload, same results as PyTorch when present, JSON writt
   const torch = await probeTorch();
   await useBackend();
   const tensorsBefore = tf.memory().numTensors;
-  const run = await runBench({ size: 'tiny', reps: 2, log: quiet });
+  const run = await runBench({ size: 'tiny', smoke: true, reps: 2, log: quiet });
   assert.equal(tf.memory().numTensors, tensorsBefore, 'the harness frees every tensor');
   assert.deepEqual(run.records.map((r) => r.name), workloads.map((w) => w.name));
   for (const r of run.records) {
@@ -73,12 +73,19 @@ test('tiny run: every workload, same results as PyTorch when present, JSON writt
   for (const w of workloads) assert.ok(table.includes(w.name));
 });
 
-test('--no-torch: torch columns null, table says PyTorch absent', async () => {
-  const run = await runBench({ size: 'tiny', reps: 1, torch: false, only: ['sgemm-1024'], log: quiet });
-  assert.equal(run.records.length, 1);
-  assert.equal(run.records[0]!.torch_ms, null);
-  assert.equal(run.records[0]!.ratio, null);
+test('--no-torch on the wasm backend: torch columns null, table says PyTorch absent', async () => {
+  const run = await runBench({ size: 'tiny', reps: 1, torch: false, backend: 'wasm', log: quiet });
+  assert.equal(run.backend, 'wasm');
+  assert.equal(run.records.length, workloads.length);
+  for (const r of run.records) {
+    assert.equal(r.backend, 'wasm');
+    assert.equal(r.torch_ms, null);
+    assert.equal(r.ratio, null);
+    assert.ok(r.ours_ms > 0);
+  }
   assert.match(formatTable(run), /PyTorch absent/);
+  const only = await runBench({ size: 'tiny', reps: 1, torch: false, only: ['euler8-ckpt'], log: quiet });
+  assert.deepEqual(only.records.map((r) => r.name), ['euler8-ckpt']);
 });
 
 test('mce bench rejects bad flags with a usage error', async () => {

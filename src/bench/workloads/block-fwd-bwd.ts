@@ -43,7 +43,7 @@ export function blockForwardFlops(s: BlockSize): number {
 export const blockFwdBwd: Workload = {
   name: 'block-fwd-bwd',
   description: 'pre-LN transformer block B4 T256 D256 H4 MLP4x (GELU tanh), fwd + bwd w.r.t. all weights and x',
-  reps: 12,
+  reps: 15,
   judge: (r) => ({ text: 'ours <= 1.5x PyTorch time', met: r.ratio === null ? null : r.ratio <= 1.5 }),
   prepare(size) {
     const s: BlockSize =

@@ -42,7 +42,7 @@ function makeStep(n: number, s: EulerSize): { step: Step; dispose(): void } {
 export const euler8Ckpt: Workload = {
   name: 'euler8-ckpt',
   description: '8 Euler steps of an MLP (64+16 -> 1024 -> 1024 -> 64, SiLU), batch 256, MSE loss, checkpointed backprop',
-  reps: 8,
+  reps: 9,
   judge(r) {
     const text = 'checkpointed backprop memory flat in N (peak at N=32 within 10% of N=4)';
     const by = r['peak_mb_by_steps'] as Record<string, number> | undefined;
