@@ -15,8 +15,10 @@ export interface HostTensor {
 export interface HostKernelSpec {
   /** Output shapes, from input shapes and attrs. All outputs are float32. */
   outputs(inputs: Record<string, number[]>, attrs: NamedAttrMap): number[][];
-  /** Fill the outputs (zero-initialised) from the inputs. */
+  /** Fill the outputs (zero-initialised, unless `overwrites`) from the inputs. */
   compute(inputs: Record<string, HostTensor>, outputs: HostTensor[], attrs: NamedAttrMap): void;
+  /** compute writes every output element: skip the zero fill of wasm outputs (one memory pass). */
+  overwrites?: boolean;
 }
 
 // tfjs internals touched here (frozen at 4.22.0): BackendWasm.makeOutput / typedArrayFromHeap and
@@ -58,7 +60,7 @@ export function hostKernel(kernelName: string, backendName: HostBackend, spec: H
         for (const [k, t] of Object.entries(named)) views[k] = { shape: t.shape, data: b.typedArrayFromHeap(t) };
         outs = outInfos.map((t) => {
           const data = b.typedArrayFromHeap(t);
-          data.fill(0);
+          if (!spec.overwrites) data.fill(0);
           return { shape: t.shape, data };
         });
       } else {

@@ -1,0 +1,52 @@
+// mce native kernels: OpenBLAS GEMM, im2col convolution and fused elementwise / norm kernels.
+// All arrays are dense row-major float32; the N-API layer (addon.cc) checks every extent first.
+#pragma once
+
+#include <cstdint>
+
+namespace mce {
+
+/** Threads for OpenBLAS and for the fused kernels' pool (both the same count). */
+void set_threads(int n);
+int get_threads();
+
+// ---- GEMM: C = alpha * op(A) op(B) + beta * C, row-major, op(A) is M x K, op(B) is K x N.
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
+           const float* B, int ldb, float beta, float* C, int ldc);
+/** The same over `batch` matrices at element strides sA, sB, sC (a stride of 0 broadcasts). */
+void sgemm_batched(bool transA, bool transB, int batch, int M, int N, int K, float alpha, const float* A,
+                   int lda, int64_t sA, const float* B, int ldb, int64_t sB, float beta, float* C, int ldc,
+                   int64_t sC);
+/** y[r, j] = act(y[r, j] + bias[j or 0]); biasLen is 0 (none), 1 or n; act 0 = linear, 1 = relu. */
+void bias_act(float* y, const float* bias, int64_t rows, int64_t n, int64_t biasLen, int act);
+
+// ---- Conv2D, NHWC input, filter [KH, KW, C, OC], output NHWC [N, OH, OW, OC], dilation 1.
+struct ConvGeom {
+  int64_t N, H, W, C, KH, KW, OC, OH, OW, SH, SW, PT, PL;
+};
+void conv2d(const ConvGeom& g, const float* x, const float* w, float* y);
+void conv2d_backprop_input(const ConvGeom& g, const float* dy, const float* w, float* dx);
+void conv2d_backprop_filter(const ConvGeom& g, const float* x, const float* dy, float* dw);
+/** Largest im2col buffer (floats) per chunk of images; returns the previous limit. For tests. */
+int64_t set_col_limit(int64_t floats);
+
+// ---- Fused elementwise / row kernels (rows of length d over the last axis).
+void gelu(const float* x, float* y, int64_t n);
+void gelu_grad(const float* dy, const float* x, float* dx, int64_t n);
+void silu(const float* x, float* y, int64_t n);
+void silu_grad(const float* dy, const float* x, float* dx, int64_t n);
+void layer_norm(const float* x, float* y, int64_t rows, int64_t d, float eps);
+void layer_norm_grad(const float* dy, const float* x, float* dx, int64_t rows, int64_t d, float eps);
+void rms_norm(const float* x, const float* scale, float* y, int64_t rows, int64_t d, float eps);
+void rms_norm_grad(const float* dy, const float* x, const float* scale, float* dx, float* dscale, int64_t rows,
+                   int64_t d, float eps);
+void softmax(const float* x, float* y, int64_t rows, int64_t d);
+void softmax_grad(const float* dy, const float* y, float* dx, int64_t rows, int64_t d);
+/** y[b, t, :] = x[b, t, :] * (1 + scale[b * ss + :]) + shift[b * hs + :]; ss, hs are 0 or d. */
+void modulate(const float* x, const float* scale, const float* shift, float* y, int64_t B, int64_t T, int64_t d,
+              int64_t ss, int64_t hs);
+/** Gradients of modulate; dscale / dshift have ss ? B*d : d and hs ? B*d : d elements. */
+void modulate_grad(const float* dy, const float* x, const float* scale, float* dx, float* dscale, float* dshift,
+                   int64_t B, int64_t T, int64_t d, int64_t ss, int64_t hs);
+
+}  // namespace mce
