@@ -470,14 +470,11 @@ describe('laziness', () => {
         return;
       }
       const rss0 = process.memoryUsage().rss;
-      const t0 = performance.now();
       const f = await SafetensorsFile.open(p);
       assert.deepEqual(f.names, ['big', 'small']);
       assert.equal(summarizeTensors(f).totalBytes, big + 12);
       assert.deepEqual([...(await f.readFloat32('small'))], [1, 2, 3]);
       await f.close();
-      const ms = performance.now() - t0;
-      assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms`);
       assert.ok(process.memoryUsage().rss - rss0 < 100 << 20, 'memory stayed small');
     } finally {
       fs.rmSync(p);
