@@ -2,6 +2,11 @@
 // on every backend; where the native backend has a fused kernel for it, the op dispatches there
 // (same numbers to fp32 rounding, tested in test/engine/ops.test.ts).
 import { tf, type Tensor } from './tf.js';
+import { hasNativeKernel } from './native.js';
+
+function fused(name: string, inputs: Record<string, Tensor>, attrs: Record<string, number> = {}): Tensor {
+  return tf.engine().runKernel(name, inputs as never, attrs) as Tensor;
+}
 
 /** x @ w^T + b with a torch-layout weight w [out, in] (how checkpoints store Linear). */
 export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
@@ -16,6 +21,7 @@ export function linear(x: Tensor, w: Tensor, b?: Tensor | null): Tensor {
 
 /** GELU, tanh approximation (torch nn.GELU(approximate="tanh"), as FLUX uses). */
 export function gelu(x: Tensor): Tensor {
+  if (hasNativeKernel('MceGelu')) return fused('MceGelu', { x });
   return tf.tidy(() => {
     // x*x*x, not pow(x, 3): pow and its gradient cost as much as the matmuls (measurements §4).
     const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(x, tf.mul(0.044715, tf.mul(tf.mul(x, x), x))));
@@ -25,12 +31,19 @@ export function gelu(x: Tensor): Tensor {
 
 /** SiLU (x * sigmoid(x)). */
 export function silu(x: Tensor): Tensor {
+  if (hasNativeKernel('MceSilu')) return fused('MceSilu', { x });
   return tf.tidy(() => tf.mul(x, tf.sigmoid(x)));
 }
 
 /** LayerNorm over the last axis, optional affine weight/bias. */
 export function layerNorm(x: Tensor, eps = 1e-6, weight?: Tensor | null, bias?: Tensor | null): Tensor {
   return tf.tidy(() => {
+    if (hasNativeKernel('MceLayerNorm')) {
+      let y = fused('MceLayerNorm', { x }, { eps });
+      if (weight) y = tf.mul(y, weight);
+      if (bias) y = tf.add(y, bias);
+      return y;
+    }
     const axis = x.rank - 1;
     const mean = tf.mean(x, axis, true);
     const xc = tf.sub(x, mean);
@@ -44,6 +57,7 @@ export function layerNorm(x: Tensor, eps = 1e-6, weight?: Tensor | null, bias?: 
 
 /** RMSNorm over the last axis with a learned scale (FLUX QK norm). */
 export function rmsNorm(x: Tensor, scale: Tensor, eps = 1e-6): Tensor {
+  if (hasNativeKernel('MceRmsNorm')) return fused('MceRmsNorm', { x, scale }, { eps });
   return tf.tidy(() => {
     const ms = tf.mean(tf.mul(x, x), x.rank - 1, true);
     return tf.mul(tf.mul(x, tf.rsqrt(tf.add(ms, eps))), scale);
@@ -69,11 +83,19 @@ export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
   return tf.tidy(() => {
     const d = q.shape[q.rank - 1]!;
     const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
-    return tf.matMul(tf.softmax(scores), v);
+    const probs = hasNativeKernel('MceSoftmax') ? fused('MceSoftmax', { x: scores }) : tf.softmax(scores);
+    return tf.matMul(probs, v);
   });
 }
 
 /** AdaLN modulation: x * (1 + scale) + shift, with scale/shift broadcast over tokens. */
 export function modulate(x: Tensor, shift: Tensor, scale: Tensor): Tensor {
+  // The fused kernel takes one vector per batch row (or one for all), as AdaLN produces.
+  const perRow = (t: Tensor): boolean =>
+    t.shape[t.rank - 1] === x.shape[x.rank - 1] &&
+    t.shape.slice(0, -1).every((s, i) => s === 1 || (i === 0 && t.rank === x.rank && s === x.shape[0]));
+  if (hasNativeKernel('MceModulate') && x.rank >= 2 && perRow(shift) && perRow(scale)) {
+    return fused('MceModulate', { x, scale, shift });
+  }
   return tf.tidy(() => tf.add(tf.mul(x, tf.add(1, scale)), shift));
 }
