@@ -8,6 +8,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf } from '../../src/engine/tf.js';
+import { loadFloat32 } from '../../src/io/safetensors.js';
 import { availableBackends, useBackend } from '../../src/engine/backend.js';
 import { AutoEncoder, type AutoEncoderParams } from '../../src/models/flux/autoencoder.js';
 
@@ -15,26 +16,12 @@ const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..
 const goldenRoot = process.env['MCE_GOLDEN_DIR'] ? resolve(process.env['MCE_GOLDEN_DIR']) : resolve(repoRoot, '..', 'shared', 'golden');
 const aeRoot = join(goldenRoot, 'ae');
 
-// Temporary: a minimal F32 safetensors reader until src/io/safetensors.ts lands.
-interface Host {
-  shape: number[];
-  data: Float32Array;
-}
-function readF32(path: string): Record<string, Host> {
-  const buf = readFileSync(path);
-  const n = Number(buf.readBigUInt64LE(0));
-  const header = JSON.parse(buf.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const out: Record<string, Host> = {};
-  for (const [name, e] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    if (e.dtype !== 'F32') throw new Error(`${path}: ${name} is ${e.dtype}, this reader only reads F32`);
-    const [a, b] = e.data_offsets;
-    const bytes = buf.subarray(8 + n + a, 8 + n + b);
-    const data = new Float32Array(bytes.byteLength / 4);
-    new Uint8Array(data.buffer).set(bytes);
-    out[name] = { shape: e.shape, data };
+async function readF32(path: string): Promise<Record<string, { shape: number[]; data: Float32Array }>> {
+  const { tensors } = await loadFloat32(path);
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== 'F32') throw new Error(`${path}: ${name} is ${t.dtype}; golden files are float32`);
   }
-  return out;
+  return tensors;
 }
 
 function listCases(): string[] {
@@ -73,9 +60,9 @@ for (const name of cases) {
     test(`golden/ae/${name} on ${backend}: encoded and decoded within 1e-4 abs / 1e-3 rel`, async (t) => {
       await useBackend(backend);
       const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { params: AutoEncoderParams };
-      const weights = readF32(join(dir, 'weights.safetensors'));
-      const inputs = readF32(join(dir, 'inputs.safetensors'));
-      const expected = readF32(join(dir, 'expected.safetensors'));
+      const weights = await readF32(join(dir, 'weights.safetensors'));
+      const inputs = await readF32(join(dir, 'inputs.safetensors'));
+      const expected = await readF32(join(dir, 'expected.safetensors'));
       const unchecked = Object.keys(expected).filter((k) => k !== 'encoded' && k !== 'decoded');
       assert.deepEqual(unchecked, [], `${name}: expected.safetensors has tensors this test does not check`);
       const ae = AutoEncoder.fromWeights(config.params, weights);

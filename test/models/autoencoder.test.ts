@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tf } from '../../src/engine/tf.js';
+import { loadFloat32 } from '../../src/io/safetensors.js';
+import { saveAutoEncoderCheckpoint } from '../../src/io/checkpoint.js';
 import { groupNorm } from '../../src/engine/ops.js';
 import { availableBackends, useBackend } from '../../src/engine/backend.js';
 import { randnArray } from '../../src/engine/rng.js';
@@ -10,6 +16,7 @@ import {
   autoEncoderParamCount,
   autoEncoderParamShapes,
   groupNormNHWC,
+  loadAutoEncoder,
   upsampleNearest2x,
   type AutoEncoderParams,
 } from '../../src/models/flux/autoencoder.js';
@@ -157,5 +164,29 @@ test('gradients reach every weight through encode and decode, and agree across b
       }
       assert.ok(err <= 1e-3 * scale + 1e-5, `${backend} gradient of ${n} differs from cpu by ${err} (scale ${scale})`);
     }
+  }
+});
+
+test('loadAutoEncoder reads the golden weights re-saved in diffusers naming and reproduces the golden decode', async () => {
+  await useBackend('wasm');
+  const dir = mkdtempSync(join(tmpdir(), 'mce-ae-'));
+  try {
+    const caseDir = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..', 'shared', 'golden', 'ae', 'ae-tiny');
+    const src = await loadFloat32(join(caseDir, 'weights.safetensors'));
+    const path = join(dir, 'vae.safetensors');
+    await saveAutoEncoderCheckpoint(path, src.tensors, TINY.ch_mult.length, { naming: 'diffusers' });
+    const ae = await loadAutoEncoder(path, TINY);
+    const inputs = (await loadFloat32(join(caseDir, 'inputs.safetensors'))).tensors;
+    const want = (await loadFloat32(join(caseDir, 'expected.safetensors'))).tensors['decoded']!;
+    const z = tf.tensor(inputs['latent']!.data, inputs['latent']!.shape);
+    const got = ae.decode(z).dataSync();
+    let err = 0;
+    for (let i = 0; i < got.length; i++) err = Math.max(err, Math.abs(got[i]! - want.data[i]!));
+    assert.ok(err < 1e-4, `max abs error ${err}`);
+    await assert.rejects(loadAutoEncoder(path), /does not match the autoencoder config/);
+    z.dispose();
+    ae.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

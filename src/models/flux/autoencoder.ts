@@ -17,6 +17,7 @@
 import { tf, type Tensor } from '../../engine/tf.js';
 import { attention, linear } from '../../engine/ops.js';
 import { randnArray } from '../../engine/rng.js';
+import { loadAutoEncoderCheckpoint } from '../../io/checkpoint.js';
 
 /** AutoEncoderParams of the reference, same field names. */
 export interface AutoEncoderParams {
@@ -416,6 +417,15 @@ export class AutoEncoder {
   reconstruct(image: Tensor): Tensor {
     return tf.tidy(() => this.decode(this.encode(image)));
   }
+}
+
+/**
+ * Load an autoencoder checkpoint (reference `ae.safetensors` or diffusers AutoencoderKL names, any
+ * float dtype) for the params (default: FLUX.1's). Bad files fail with one line (CheckpointError).
+ */
+export async function loadAutoEncoder(path: string, params: AutoEncoderParams = FLUX_AE_PARAMS): Promise<AutoEncoder> {
+  const ck = await loadAutoEncoderCheckpoint(path, autoEncoderParamShapes(params));
+  return AutoEncoder.fromWeights(params, ck.weights);
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
