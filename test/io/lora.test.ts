@@ -228,9 +228,7 @@ test('the fixture merges into a full-size FLUX.1-dev txt qkv weight (one block, 
   const name = 'double_blocks.3.txt_attn.qkv.weight';
   const H = 3072;
   const w = { [name]: { shape: [3 * H, H], data: new Float32Array(3 * H * H) } };
-  const t0 = performance.now();
   assert.deepEqual(mergeLoraHost(w, plan, lora.tensors), [name]);
-  const ms = performance.now() - t0;
   const W = w[name]!.data;
   for (const [row, col] of [[0, 0], [17, 3000], [H + 5, 9], [2 * H - 1, H - 1]] as const) {
     const mod = row < H ? 'add_q_proj' : 'add_k_proj';
@@ -244,5 +242,4 @@ test('the fixture merges into a full-size FLUX.1-dev txt qkv weight (one block, 
   // the v rows are untouched
   assert.ok(W.subarray(2 * H * H).every((v) => v === 0));
   assert.ok(W.subarray(0, 2 * H * H).some((v) => v !== 0));
-  assert.ok(ms < 10_000, `merge took ${ms} ms`);
 });
