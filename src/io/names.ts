@@ -75,9 +75,8 @@ const mlpOf = (l: FluxLayout): number => Math.trunc(l.hidden_size * l.mlp_ratio)
 // ------------------------------------------------------------------ transformer specs
 
 /**
- * Every reference parameter of a FLUX transformer with its torch shape, in state_dict order. Must
- * equal models/flux fluxParamSpecs (test/io/names.test.ts checks it); kept here so io does not
- * depend on the models layer.
+ * Every reference parameter of a FLUX transformer with its torch shape, in state_dict order. This
+ * is the one list (models/flux fluxParamSpecs returns it): io sits below models, so it lives here.
  */
 export function fluxReferenceSpecs(l: FluxLayout): NamedShape[] {
   const h = l.hidden_size;

@@ -1,6 +1,7 @@
 // FLUX transformer hyperparameters (reference `FluxParams`), the real FLUX.1 presets, and the
 // list of parameter names and shapes a config expects. Nothing here allocates a tensor: the
 // full-size presets describe 12B weights that exist only once a checkpoint is loaded.
+import { fluxReferenceSpecs, type NamedShape } from '../../io/names.js';
 
 /** The reference `flux.model.FluxParams`, same field names. */
 export interface FluxParams {
@@ -74,10 +75,7 @@ export function validateFluxParams(p: FluxParams): void {
   if (!(p.mlp_ratio > 0)) throw new Error(`FluxParams.mlp_ratio must be positive`);
 }
 
-export interface ParamSpec {
-  name: string;
-  shape: number[];
-}
+export type ParamSpec = NamedShape;
 
 /**
  * Every parameter a config expects, with reference names and torch shapes ([out, in] for Linear),
@@ -85,46 +83,8 @@ export interface ParamSpec {
  */
 export function fluxParamSpecs(p: FluxParams): ParamSpec[] {
   validateFluxParams(p);
-  const h = p.hidden_size;
-  const m = mlpHidden(p);
-  const hd = headDim(p);
-  const out: ParamSpec[] = [];
-  const lin = (name: string, outDim: number, inDim: number, bias = true): void => {
-    out.push({ name: `${name}.weight`, shape: [outDim, inDim] });
-    if (bias) out.push({ name: `${name}.bias`, shape: [outDim] });
-  };
-  const embedder = (name: string, inDim: number): void => {
-    lin(`${name}.in_layer`, h, inDim);
-    lin(`${name}.out_layer`, h, h);
-  };
-  lin('img_in', h, p.in_channels);
-  embedder('time_in', 256);
-  embedder('vector_in', p.vec_in_dim);
-  if (p.guidance_embed) embedder('guidance_in', 256);
-  lin('txt_in', h, p.context_in_dim);
-  for (let i = 0; i < p.depth; i++) {
-    for (const s of ['img', 'txt']) {
-      const b = `double_blocks.${i}.${s}`;
-      lin(`${b}_mod.lin`, 6 * h, h);
-      lin(`${b}_attn.qkv`, 3 * h, h, p.qkv_bias);
-      out.push({ name: `${b}_attn.norm.query_norm.scale`, shape: [hd] });
-      out.push({ name: `${b}_attn.norm.key_norm.scale`, shape: [hd] });
-      lin(`${b}_attn.proj`, h, h);
-      lin(`${b}_mlp.0`, m, h);
-      lin(`${b}_mlp.2`, h, m);
-    }
-  }
-  for (let i = 0; i < p.depth_single_blocks; i++) {
-    const b = `single_blocks.${i}`;
-    lin(`${b}.linear1`, 3 * h + m, h);
-    lin(`${b}.linear2`, h, h + m);
-    out.push({ name: `${b}.norm.query_norm.scale`, shape: [hd] });
-    out.push({ name: `${b}.norm.key_norm.scale`, shape: [hd] });
-    lin(`${b}.modulation.lin`, 3 * h, h);
-  }
-  lin('final_layer.linear', p.out_channels, h);
-  lin('final_layer.adaLN_modulation.1', 2 * h, h);
-  return out;
+  // The checkpoint layout is io's knowledge (it also maps the diffusers names); one list serves both.
+  return fluxReferenceSpecs(p);
 }
 
 /** Total number of parameters of a config (FLUX.1-dev: 11,901,408,320). No allocation. */
