@@ -1,0 +1,420 @@
+// `mce train classifier`: the emoji-world concept + style classifier, trained on real renders only
+// (never on generated images), with strong augmentation (augment.ts).
+//
+// Splits and what is reported (see the manifest's "quality"):
+//   - real renders: the clean renders of the training vendors (what it was trained on);
+//   - augmented views: `eval.views` augmented views of every training render drawn with `eval.seed`,
+//     a seed no training batch uses (held-out views);
+//   - held-out vendor (holdoutVendor set): trained on the other vendors only, tested on the clean
+//     renders (and augmented views) of the held-out one: how well a concept transfers to an art
+//     style the model never saw. This is a separate run with its own config, and writes a report;
+//   - style on held-out concepts: the style head is trained without the concepts of a seeded
+//     `styleHoldout.fraction` of the catalogue, then tested on their renders.
+import { mkdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf, type Tensor } from '../engine/tf.js';
+import { currentBackend } from '../engine/backend.js';
+import { Rng, mixSeed } from '../engine/rng.js';
+import { backboneMacs, type BackboneConfig, type Weights } from '../models/classifier/backbone.js';
+import {
+  classifierForward, classifierSpecs, initClassifier, saveClassifier, topK, type ClassifierConfig,
+} from '../models/classifier/classifier.js';
+import type { FloatDtype } from '../io/dtypes.js';
+import { buildDataset, type Dataset } from '../world/dataset.js';
+import { erasureTargets } from '../world/targets.js';
+import { VENDORS, type Vendor } from '../world/vendors.js';
+import { hashString } from '../world/util.js';
+import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
+import { AdamW, type Params } from './optim.js';
+import { epochBatch, train } from './loop.js';
+import {
+  datasetSummary, fileBytes, machineInfo, readConfigFile, round, sha256File, trainCommand, warmupCosineSchedule, writeJson,
+} from './evaluator-common.js';
+
+export interface ClassifierTrainConfig {
+  kind: 'classifier';
+  /** Model name, e.g. "emoji-classifier". */
+  name: string;
+  /** Run folder: checkpoints. */
+  run: string;
+  /** Output folder for the shipped model (model.safetensors + manifest.json), or null for an evaluation-only run. */
+  out: string | null;
+  /** Where an evaluation-only run (out null) writes its metrics (JSON). */
+  report?: string;
+  /** Reports of held-out-vendor runs to embed in the manifest (read if present). */
+  heldOutVendorReports?: string[];
+  dataset: { size: number };
+  /** Train without this vendor and test on it (null: train on all vendors). */
+  holdoutVendor: Vendor | null;
+  styleHoldout: { fraction: number; seed: number };
+  backbone: BackboneConfig;
+  train: {
+    steps: number;
+    batch: number;
+    lr: number;
+    warmup: number;
+    weightDecay: number;
+    labelSmoothing: number;
+    styleWeight: number;
+    featureDropout: number;
+    maxGradNorm: number;
+    seed: number;
+    checkpointEvery: number;
+    evalEvery: number;
+  };
+  augment?: Partial<AugmentConfig>;
+  eval: { seed: number; views: number; batch: number; quickImages: number };
+  dtype: FloatDtype;
+}
+
+export function validateClassifierConfig(c: ClassifierTrainConfig, where: string): void {
+  const fail = (m: string): never => { throw new Error(`${where}: ${m}`); };
+  if (c.kind !== 'classifier') fail('kind must be "classifier"');
+  if (typeof c.name !== 'string' || !c.name) fail('"name" must be a string');
+  if (typeof c.run !== 'string') fail('"run" must be a folder path');
+  if (c.out !== null && typeof c.out !== 'string') fail('"out" must be a folder path or null');
+  if (c.out === null && typeof c.report !== 'string') fail('an evaluation-only run (out null) needs "report"');
+  if (!c.dataset || !c.backbone || !c.train || !c.eval || !c.styleHoldout) fail('needs "dataset", "backbone", "train", "eval" and "styleHoldout"');
+  if (c.backbone.size !== c.dataset.size) fail('backbone.size must equal dataset.size');
+  if (c.holdoutVendor !== null && !VENDORS.includes(c.holdoutVendor)) fail(`holdoutVendor must be null or one of ${VENDORS.join(', ')}`);
+  if (!['F32', 'F16', 'BF16'].includes(c.dtype)) fail('dtype must be F32, F16 or BF16');
+  for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
+    if (!Number.isInteger(c.train[k]) || c.train[k] < 0) fail(`train.${k} must be a non-negative integer`);
+  }
+  resolveAugment(c.augment, `${where}: augment`);
+}
+
+export interface ClassifierRunOptions {
+  /** Stop at this step (a later run resumes); default: the configured total. */
+  maxSteps?: number;
+  /** The config file path, recorded in the manifest's command. */
+  configPath?: string;
+  /** Print progress (default true). */
+  progress?: boolean;
+  log?: (s: string) => void;
+  /** Dataset cache root (tests). */
+  cacheDir?: string;
+}
+
+/** The data a classifier run sees: which records train, which test, and the style mask. */
+export interface ClassifierSplits {
+  train: number[];
+  heldOutVendor: number[];
+  /** Per concept index: true when the style head never sees it. */
+  styleHeld: boolean[];
+}
+
+export function classifierSplits(ds: Dataset, holdoutVendor: Vendor | null, styleHoldout: { fraction: number; seed: number }): ClassifierSplits {
+  const hv = holdoutVendor === null ? -1 : ds.vendors.indexOf(holdoutVendor);
+  const train: number[] = [];
+  const held: number[] = [];
+  for (let i = 0; i < ds.n; i++) (ds.vendorIndex[i] === hv ? held : train).push(i);
+  // The style hold-out: the concepts with the smallest seeded hashes, an exact fraction.
+  const k = Math.round(styleHoldout.fraction * ds.concepts.length);
+  const ranked = ds.concepts.map((name, i) => [i, hashString(styleHoldout.seed, 'style-holdout', name)] as const).sort((a, b) => a[1] - b[1] || a[0] - b[0]);
+  const styleHeld = new Array<boolean>(ds.concepts.length).fill(false);
+  for (const [i] of ranked.slice(0, k)) styleHeld[i] = true;
+  return { train, heldOutVendor: held, styleHeld };
+}
+
+/** Accuracy counts over a set of images. */
+export interface AccuracyReport {
+  images: number;
+  top1: number;
+  top5: number;
+  style: number;
+}
+
+interface Batch {
+  x: Tensor;
+  concept: Tensor;
+  style: Tensor;
+  styleMask: Tensor;
+}
+
+/** Views of dataset records as model input: clean (seed null) or augmented with (seed, view). */
+export function recordViews(
+  ds: Dataset,
+  masks: Uint8Array[],
+  idx: readonly number[],
+  aug: AugmentConfig,
+  seed: number | null,
+  view = 0,
+): Float32Array {
+  const s = ds.size;
+  const per = s * s * 3;
+  const x = new Float32Array(idx.length * per);
+  idx.forEach((r, k) => {
+    if (seed === null) {
+      const img = ds.image(r);
+      for (let j = 0; j < per; j++) x[k * per + j] = img[j]! / 127.5 - 1;
+    } else {
+      augmentInto(ds.image(r), masks[r]!, s, aug, new Rng(mixSeed(seed, r, view)), x, k * per);
+    }
+  });
+  return x;
+}
+
+/**
+ * Evaluate weights on records: top-1/top-5 concept accuracy and style accuracy, clean (seed null)
+ * or on `views` augmented views per record. Also returns per-record top-1 hits (for per-target tables).
+ */
+export function evaluateRecords(
+  cfg: ClassifierConfig,
+  weights: Weights,
+  ds: Dataset,
+  masks: Uint8Array[],
+  idx: readonly number[],
+  aug: AugmentConfig,
+  seed: number | null,
+  views: number,
+  batch: number,
+): AccuracyReport & { hits: Float32Array; styleHits: Float32Array } {
+  let t1 = 0, t5 = 0, st = 0, n = 0;
+  const hits = new Float32Array(idx.length);
+  const styleHits = new Float32Array(idx.length);
+  const s = ds.size;
+  const nv = seed === null ? 1 : views;
+  for (let v = 0; v < nv; v++) {
+    for (let i = 0; i < idx.length; i += batch) {
+      const part = idx.slice(i, i + batch);
+      const data = recordViews(ds, masks, part, aug, seed, v);
+      const [cl, sl] = tf.tidy(() => {
+        const o = classifierForward(cfg, weights, tf.tensor4d(data, [part.length, s, s, 3]));
+        return [o.conceptLogits, o.styleLogits];
+      });
+      const c = cl!.dataSync() as Float32Array;
+      const sy = sl!.dataSync() as Float32Array;
+      tf.dispose([cl!, sl!]);
+      const nc = cfg.concepts.length;
+      const ns = cfg.styles.length;
+      part.forEach((r, k) => {
+        const top = topK(c.subarray(k * nc, (k + 1) * nc), 5);
+        const want = ds.conceptIndex[r]!;
+        if (top[0] === want) { t1++; hits[i + k]! += 1 / nv; }
+        if (top.includes(want)) t5++;
+        const srow = sy.subarray(k * ns, (k + 1) * ns);
+        const sp = topK(srow, 1)[0]!;
+        if (cfg.styles[sp] === ds.vendors[ds.vendorIndex[r]!]) { st++; styleHits[i + k]! += 1 / nv; }
+        n++;
+      });
+    }
+  }
+  return { images: n, top1: n ? t1 / n : 0, top5: n ? t5 / n : 0, style: n ? st / n : 0, hits, styleHits };
+}
+
+function pick(r: AccuracyReport & { hits?: unknown; styleHits?: unknown }): AccuracyReport {
+  return { images: r.images, top1: round(r.top1), top5: round(r.top5), style: round(r.style) };
+}
+
+/** Run (or resume) a classifier config; writes the model and manifest, or the report. */
+export async function trainClassifier(cfg: ClassifierTrainConfig, opts: ClassifierRunOptions = {}): Promise<Record<string, unknown>> {
+  const where = opts.configPath ?? 'classifier config';
+  validateClassifierConfig(cfg, where);
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const t = cfg.train;
+  const aug = resolveAugment(cfg.augment);
+
+  const ds = buildDataset({
+    size: cfg.dataset.size,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+    onProgress: (d, n) => { if (d === n || d % 1024 === 0) log(`rendering dataset: ${d}/${n}`); },
+  });
+  const modelCfg: ClassifierConfig = { backbone: cfg.backbone, concepts: [...ds.concepts], styles: [...ds.vendors] };
+  const splits = classifierSplits(ds, cfg.holdoutVendor, cfg.styleHoldout);
+  const masks: Uint8Array[] = [];
+  for (let i = 0; i < ds.n; i++) masks.push(backgroundMask(ds.image(i), ds.size));
+  log(`${cfg.name}: ${ds.n} renders (${splits.train.length} train${cfg.holdoutVendor ? `, ${splits.heldOutVendor.length} held-out ${cfg.holdoutVendor}` : ''}), ` +
+    `${ds.concepts.length} concepts, ${ds.vendors.length} styles, dataset ${ds.hash.slice(0, 12)}; ` +
+    `${(backboneMacs(cfg.backbone) / 1e6).toFixed(1)}M MACs/image, backend ${currentBackendSafe()}`);
+
+  const init = initClassifier(modelCfg, t.seed);
+  const params: Params = {};
+  for (const [name, shape] of classifierSpecs(modelCfg)) params[name] = tf.variable(tf.tensor(init[name]!.data, shape, 'float32'), true, `clf/${name}`);
+  const optimizer = new AdamW(params, {
+    lr: t.lr,
+    weightDecay: t.weightDecay,
+    maxGradNorm: t.maxGradNorm,
+    schedule: warmupCosineSchedule(t.warmup, t.steps),
+    groups: [{ name: 'no-decay', match: /(norm\.(weight|bias)|\.bias)$/, weightDecay: 0 }],
+  });
+  const total = opts.maxSteps !== undefined ? Math.min(t.steps, opts.maxSteps) : t.steps;
+  const nc = modelCfg.concepts.length;
+  const ns = modelCfg.styles.length;
+  const s = ds.size;
+  // A fixed sample for the quick evaluation logged during training.
+  const quick = splits.train.filter((_, i) => i % Math.max(1, Math.floor(splits.train.length / cfg.eval.quickImages)) === 0).slice(0, cfg.eval.quickImages);
+
+  const result = await train<Batch>({
+    params,
+    optimizer,
+    steps: total,
+    seed: t.seed,
+    dir: cfg.run,
+    checkpointEvery: t.checkpointEvery,
+    keepCheckpoints: 2,
+    config: {
+      kind: cfg.kind, dataset: { ...cfg.dataset, hash: ds.hash }, holdoutVendor: cfg.holdoutVendor, styleHoldout: cfg.styleHoldout,
+      backbone: cfg.backbone, train: t, augment: aug, concepts: nc,
+    },
+    batchFn: (ctx) => {
+      const { indices } = epochBatch(splits.train.length, t.batch, t.seed, ctx.index);
+      const recs = indices.map((i) => splits.train[i]!);
+      const x = new Float32Array(recs.length * s * s * 3);
+      recs.forEach((r, k) => augmentInto(ds.image(r), masks[r]!, s, aug, new Rng(mixSeed(t.seed, 0x61756720, ctx.index, k)), x, k * s * s * 3));
+      return {
+        x: tf.tensor4d(x, [recs.length, s, s, 3]),
+        concept: tf.tensor1d(recs.map((r) => ds.conceptIndex[r]!), 'int32'),
+        style: tf.tensor1d(recs.map((r) => ds.vendorIndex[r]!), 'int32'),
+        styleMask: tf.tensor1d(recs.map((r) => (splits.styleHeld[ds.conceptIndex[r]!] ? 0 : 1)), 'float32'),
+      };
+    },
+    lossFn: (p, b, ctx) => {
+      const o = classifierForward(modelCfg, p, b.x, { rate: t.featureDropout, seed: ctx.seed });
+      const ls = t.labelSmoothing;
+      const target = tf.add(tf.mul(tf.oneHot(b.concept, nc).toFloat(), 1 - ls), ls / nc);
+      const concept = tf.neg(tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(o.conceptLogits)), 1))) as tf.Scalar;
+      const perStyle = tf.neg(tf.sum(tf.mul(tf.oneHot(b.style, ns).toFloat(), tf.logSoftmax(o.styleLogits)), 1));
+      const style = tf.div(tf.sum(tf.mul(perStyle, b.styleMask)), tf.maximum(tf.sum(b.styleMask), 1)) as tf.Scalar;
+      const loss = tf.add(concept, tf.mul(style, t.styleWeight)) as tf.Scalar;
+      return { loss, terms: { concept, style } };
+    },
+    evalEvery: t.evalEvery,
+    onEval: ({ step, params: p, progress }) => {
+      if (step === t.steps) return; // the full evaluation follows
+      const r = evaluateRecords(modelCfg, p, ds, masks, quick, aug, cfg.eval.seed, 1, cfg.eval.batch);
+      progress.log(`${cfg.name} eval @${step}: augmented views (${r.images}) top1 ${(100 * r.top1).toFixed(1)}% top5 ${(100 * r.top5).toFixed(1)}% style ${(100 * r.style).toFixed(1)}%`);
+    },
+    progress: opts.progress === false ? false : { label: cfg.name },
+  });
+
+  if (result.step < t.steps) {
+    log(`${cfg.name}: stopped at step ${result.step}/${t.steps}; run the same command again to continue`);
+    optimizer.dispose();
+    tf.dispose(Object.values(params));
+    return { step: result.step, total: t.steps, complete: false };
+  }
+
+  // Full evaluation.
+  log(`${cfg.name}: evaluating`);
+  const t0 = Date.now();
+  const ev = (idx: readonly number[], seed: number | null) => evaluateRecords(modelCfg, params, ds, masks, idx, aug, seed, cfg.eval.views, cfg.eval.batch);
+  const clean = ev(splits.train, null);
+  const augmented = ev(splits.train, cfg.eval.seed);
+  const styleHeldIdx = splits.train.filter((r) => splits.styleHeld[ds.conceptIndex[r]!]);
+  const styleHeldClean = ev(styleHeldIdx, null);
+  const styleHeldAug = ev(styleHeldIdx, cfg.eval.seed);
+  const quality: Record<string, unknown> = {
+    realRenders: { ...pick(clean), note: 'clean renders of the training vendors (the training images)' },
+    augmentedViews: { ...pick(augmented), views: cfg.eval.views, seed: cfg.eval.seed, note: 'held-out augmented views of the training renders (a seed no training batch uses)' },
+    styleOnHeldOutConcepts: {
+      concepts: splits.styleHeld.filter(Boolean).length,
+      clean: round(styleHeldClean.style),
+      augmented: round(styleHeldAug.style),
+      note: 'style accuracy on concepts whose images the style head never saw',
+    },
+  };
+  if (cfg.holdoutVendor) {
+    const hvClean = ev(splits.heldOutVendor, null);
+    const hvAug = ev(splits.heldOutVendor, cfg.eval.seed);
+    quality['heldOutVendor'] = {
+      vendor: cfg.holdoutVendor,
+      trainedOn: ds.vendors.filter((v) => v !== cfg.holdoutVendor),
+      clean: { images: hvClean.images, top1: round(hvClean.top1), top5: round(hvClean.top5) },
+      augmented: { images: hvAug.images, top1: round(hvAug.top1), top5: round(hvAug.top5) },
+      note: 'concept accuracy on a vendor (art style) never seen in training; style is not defined for it',
+    };
+  }
+  // Erasure targets: how often each target's own renders are classified as the target.
+  const targets: Record<string, { clean: number; augmented: number }> = {};
+  const pos = new Map(splits.train.map((r, i) => [r, i]));
+  for (const tg of erasureTargets()) {
+    if (tg.kind !== 'concept' || !tg.concept) continue;
+    const ci = ds.concepts.indexOf(tg.concept);
+    const rs = splits.train.filter((r) => ds.conceptIndex[r] === ci);
+    if (!rs.length) continue;
+    targets[tg.name] = {
+      clean: round(rs.reduce((a, r) => a + clean.hits[pos.get(r)!]!, 0) / rs.length),
+      augmented: round(rs.reduce((a, r) => a + augmented.hits[pos.get(r)!]!, 0) / rs.length),
+    };
+  }
+  quality['erasureTargets'] = { ...targets, note: 'top-1 accuracy on each target concept\'s renders (clean; augmented views)' };
+  log(`${cfg.name}: evaluation took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  log(`${cfg.name}: real renders top1 ${(100 * clean.top1).toFixed(2)}% top5 ${(100 * clean.top5).toFixed(2)}% style ${(100 * clean.style).toFixed(2)}%; ` +
+    `augmented views top1 ${(100 * augmented.top1).toFixed(2)}% top5 ${(100 * augmented.top5).toFixed(2)}% style ${(100 * augmented.style).toFixed(2)}%; ` +
+    `style on held-out concepts ${(100 * styleHeldClean.style).toFixed(1)}% clean, ${(100 * styleHeldAug.style).toFixed(1)}% augmented`);
+  if (quality['heldOutVendor']) log(`${cfg.name}: held-out vendor ${JSON.stringify(quality['heldOutVendor'])}`);
+
+  const machine = machineInfo();
+  const command = trainCommand('classifier', opts.configPath ?? '<config>');
+  const training = {
+    steps: t.steps,
+    seconds: Math.round(result.elapsedSeconds),
+    machine: `${machine.cpu} x${machine.cores}`,
+    cores: machine.cores,
+    cpu: machine.cpu,
+    memoryGiB: machine.memoryGiB,
+    platform: machine.platform,
+    node: machine.node,
+    backend: currentBackendSafe(),
+    note: 'a shared 2-core machine: other training jobs ran at the same time',
+  };
+  let out: Record<string, unknown>;
+  if (cfg.out !== null) {
+    mkdirSync(cfg.out, { recursive: true });
+    const weightsPath = join(cfg.out, 'model.safetensors');
+    await saveClassifier(weightsPath, modelCfg, params, cfg.dtype, { name: cfg.name, dataset: ds.hash });
+    const heldOutVendorRuns: unknown[] = [];
+    for (const p of cfg.heldOutVendorReports ?? []) {
+      if (existsSync(p)) heldOutVendorRuns.push({ report: p, ...(readConfigFile<Record<string, unknown>>(p)) });
+      else log(`${cfg.name}: held-out vendor report ${p} not found (run its config first); the manifest leaves it out`);
+    }
+    if (heldOutVendorRuns.length) quality['heldOutVendorRuns'] = heldOutVendorRuns.map((r) => {
+      const q = (r as { quality?: Record<string, unknown> }).quality ?? {};
+      return { report: (r as { report: string }).report, command: (r as { command?: string }).command, ...(q['heldOutVendor'] as object) };
+    });
+    out = {
+      name: cfg.name,
+      kind: 'classifier',
+      description: 'emoji-world concept classifier (all catalogue concepts) with a style (vendor) head on the same backbone; trained on real renders only, never on generated images. Its pooled backbone features are the feature space of "FID/KID (emoji classifier features)".',
+      file: 'model.safetensors',
+      sha256: sha256File(weightsPath),
+      bytes: fileBytes(weightsPath),
+      dtype: cfg.dtype,
+      parameters: Object.values(params).reduce((a, v) => a + v.size, 0),
+      macsPerImage: backboneMacs(cfg.backbone),
+      input: { size: cfg.backbone.size, layout: 'NHWC', range: '[-1, 1]', background: 'white' },
+      featureDim: cfg.backbone.widths[cfg.backbone.widths.length - 1],
+      classes: { concepts: nc, styles: modelCfg.styles },
+      config: cfg,
+      command,
+      dataset: datasetSummary(ds),
+      training,
+      quality,
+      date: new Date().toISOString(),
+    };
+    await writeJson(join(cfg.out, 'manifest.json'), out);
+    log(`${cfg.name}: wrote ${weightsPath} (${(fileBytes(weightsPath) / 1e6).toFixed(2)} MB) and manifest.json`);
+  } else {
+    out = { name: cfg.name, kind: 'classifier-evaluation', config: cfg, command, dataset: datasetSummary(ds), training, quality, date: new Date().toISOString() };
+    await writeJson(cfg.report!, out);
+    log(`${cfg.name}: wrote ${cfg.report}`);
+  }
+  optimizer.dispose();
+  tf.dispose(Object.values(params));
+  return out;
+}
+
+function currentBackendSafe(): string {
+  try {
+    return currentBackend();
+  } catch {
+    return tf.getBackend();
+  }
+}
+
+/** `mce train classifier --config FILE`. */
+export async function trainClassifierFromFile(path: string, opts: ClassifierRunOptions = {}): Promise<Record<string, unknown>> {
+  const cfg = readConfigFile<ClassifierTrainConfig>(path);
+  return trainClassifier(cfg, { ...opts, configPath: path });
+}
