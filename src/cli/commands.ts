@@ -1,6 +1,13 @@
-// The command table. One file per command; add new commands here.
+// The command table. One file per command; add a line here for each. Commands load lazily, so
+// `mce inspect` does not pay for loading tfjs and the models that other commands need.
 import type { Command } from './command.js';
-import { inspect } from './inspect.js';
-import { benchCommand } from './bench.js';
 
-export const commands: Command[] = [inspect, benchCommand];
+export interface CommandEntry {
+  name: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  { name: 'inspect', load: async () => (await import('./inspect.js')).inspect },
+  { name: 'bench', load: async () => (await import('./bench.js')).benchCommand },
+];

@@ -4,10 +4,11 @@ import { parseArgs } from 'node:util';
 import { UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { commands } from './commands.js';
 
-function usage(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
+async function usage(): Promise<string> {
+  const all = await Promise.all(commands.map((c) => c.load()));
+  const width = Math.max(...all.map((c) => c.name.length));
   const lines = ['usage: mce <command> [flags]', '', 'commands:'];
-  for (const c of commands) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
+  for (const c of all) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
   lines.push('', 'Run `mce <command> --help` for its flags. Global: --debug prints stack traces.');
   return lines.join('\n');
 }
@@ -60,15 +61,16 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const [name, ...rest] = argv.filter((a) => a !== '--debug');
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(usage() + '\n');
+    process.stdout.write((await usage()) + '\n');
     return name ? 0 : 2;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     process.stderr.write(`mce: unknown command '${name}'. Commands: ${commands.map((c) => c.name).join(', ')}\n`);
     return 2;
   }
   try {
+    const cmd = await entry.load();
     const { args, flags } = parseFlags(cmd, rest);
     if (flags['help']) {
       process.stdout.write(commandHelp(cmd) + '\n');
