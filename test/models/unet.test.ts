@@ -10,6 +10,7 @@ import {
   SD_EMOJI_LATENT8,
   SD_EMOJI_PIXEL32,
   countUnetParams,
+  foldUnetMasks,
   initUnetWeights,
   unetBlocks,
   unetDenoiser,
@@ -223,6 +224,16 @@ test('masks: all ones equals no mask; zeroed units equal zeroed weight rows/colu
       assert.ok((await maxDiff(viaMask, plain)) > 1e-5, `${c.mask} changes the output`);
       tf.dispose([m, viaMask, viaFold, ...made]);
     }
+    // foldUnetMasks: continuous masks on every hook point at once fold exactly.
+    const rnd = Object.fromEntries(specs.map((sp, i) => [sp.name, tf.tidy(() => tf.add(0.5, tf.sigmoid(randn([sp.size], 300 + i))))]));
+    const viaMasks = unetForward(cfg, w, inp, { masks: rnd });
+    const folded = foldUnetMasks(cfg, w, rnd);
+    const viaFolded = unetForward(cfg, folded, inp);
+    assert.ok((await maxDiff(viaMasks, viaFolded)) < 1e-5 * Math.max(1, await maxAbs(viaMasks)), 'foldUnetMasks');
+    assert.ok((await maxDiff(viaMasks, plain)) > 1e-3);
+    const newTensors = Object.entries(folded).filter(([n, t]) => w[n] !== t).map(([, t]) => t);
+    assert.equal(newTensors.length, 4 * (2 * 5 + 1), 'q, k, v, to_out weight and bias per attention, ff.net.2 per block');
+    tf.dispose([viaMasks, viaFolded, ...newTensors, ...Object.values(rnd)]);
     assert.throws(() => validateUnetMasks(cfg, { 'down_blocks.0.attentions.0.transformer_blocks.0.attn9.heads': ones[specs[0]!.name]! }), /unknown UNet mask/);
     assert.throws(() => unetForward(cfg, w, inp, { masks: { [`${blk}.ff.hidden`]: ones[`${blk}.attn1.heads`]! } }), /must have shape \[64\]/);
     tf.dispose([plain, masked, ...Object.values(ones), ...Object.values(inp), ...Object.values(w)]);

@@ -19,7 +19,7 @@
 // inner = dim = the block's channel count (UNet2DConditionModel builds inner_dim = out_channels).
 // The MCE groups are `heads` (per head, as in FLUX) and `ff.hidden` (FFN units); the per-unit q/k/v/out
 // masks are the finer "linear outputs of attention" hook points of the design.
-import type { Tensor } from '../../engine/tf.js';
+import { tf, type Tensor } from '../../engine/tf.js';
 import { ffInner, headsAt, type UnetParams, upLevels } from './params.js';
 
 /** Named masks; any subset of the hook points may be given. */
@@ -81,4 +81,63 @@ export function validateUnetMasks(p: UnetParams, masks: UnetMasks): void {
     if (!s) throw new Error(`unknown UNet mask '${name}' (hook points: <transformer block>.attn1|attn2.heads|to_q|to_k|to_v|to_out, <transformer block>.ff.hidden)`);
     if (t.rank !== 1 || t.shape[0] !== s.size) throw new Error(`UNet mask '${name}' must have shape [${s.size}], got [${t.shape.join(', ')}]`);
   }
+}
+
+/**
+ * Fold masks into the weights they scale (see the table above): the result computes exactly what
+ * the masked model computes, for binary and continuous masks alike (every hook point is linear in
+ * its weight). Returns a new record: folded tensors are new (the caller's to dispose), the others are
+ * the input tensors themselves. Validates the masks first.
+ */
+export function foldUnetMasks(p: UnetParams, weights: Readonly<Record<string, Tensor>>, masks: UnetMasks): Record<string, Tensor> {
+  validateUnetMasks(p, masks);
+  const specs = new Map(unetMaskSpecs(p).map((s) => [s.name, s]));
+  const out: Record<string, Tensor> = { ...weights };
+  const fresh = new Set<string>();
+  const get = (name: string): Tensor => {
+    const t = out[name];
+    if (!t) throw new Error(`foldUnetMasks: missing weight '${name}'`);
+    return t;
+  };
+  const set = (name: string, t: Tensor): void => {
+    if (fresh.has(name)) out[name]!.dispose();
+    out[name] = t;
+    fresh.add(name);
+  };
+  const scaleRows = (name: string, m: Tensor): void => {
+    const w = get(name);
+    set(name, tf.tidy(() => tf.mul(w, m.reshape([m.shape[0]!, ...w.shape.slice(1).map(() => 1)]))));
+  };
+  const scaleCols = (name: string, m: Tensor): void => {
+    const w = get(name);
+    set(name, tf.tidy(() => tf.mul(w, m.reshape([1, m.shape[0]!]))));
+  };
+  for (const [name, m] of Object.entries(masks)) {
+    const s = specs.get(name)!;
+    const base = `${s.block}.${s.layer}`;
+    switch (s.kind) {
+      case 'heads': {
+        const w = get(`${base}.to_out.0.weight`);
+        const d = w.shape[1]! / s.size;
+        const cols = tf.tidy(() => tf.tile(m.reshape([s.size, 1]), [1, d]).reshape([s.size * d]));
+        scaleCols(`${base}.to_out.0.weight`, cols);
+        cols.dispose();
+        break;
+      }
+      case 'to_q':
+      case 'to_k':
+      case 'to_v':
+        scaleRows(`${base}.${s.kind}.weight`, m);
+        if (out[`${base}.${s.kind}.bias`]) scaleRows(`${base}.${s.kind}.bias`, m);
+        break;
+      case 'to_out':
+        scaleRows(`${base}.to_out.0.weight`, m);
+        if (out[`${base}.to_out.0.bias`]) scaleRows(`${base}.to_out.0.bias`, m);
+        break;
+      case 'ff_hidden':
+        scaleCols(`${s.block}.ff.net.2.weight`, m);
+        break;
+    }
+  }
+  return out;
 }

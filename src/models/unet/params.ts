@@ -81,19 +81,22 @@ export const SD21_UNET: Readonly<UnetParams> = Object.freeze({
 } as UnetParams);
 
 /**
- * sd-emoji, pixel space: 32x32 RGB, two levels (32x32 plain ResNets, 16x16 with cross-attention,
- * mid block at 16x16). Text sequence width 256.
+ * sd-emoji, latent space (the default): the 8x8 latent of the emoji-world autoencoder (32x32 images,
+ * f = 4, 8 latent channels) and the 128-wide text sequence of the world's text encoder, as in
+ * configs/flux-emoji*.json when this was written (override in/out_channels and cross_attention_dim
+ * if those change). Two levels (8x8 and 4x4, 64 and 128 channels), one ResNet per level,
+ * cross-attention at both levels and in the mid block. 4.29M parameters.
  */
-export const SD_EMOJI_PIXEL32: Readonly<UnetParams> = Object.freeze({
-  sample_size: 32,
-  in_channels: 3,
-  out_channels: 3,
+export const SD_EMOJI_LATENT8: Readonly<UnetParams> = Object.freeze({
+  sample_size: 8,
+  in_channels: 8,
+  out_channels: 8,
   block_out_channels: [64, 128],
   layers_per_block: 1,
-  down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
-  up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
+  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+  up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
   mid_block_type: 'UNetMidBlock2DCrossAttn',
-  cross_attention_dim: 256,
+  cross_attention_dim: 128,
   num_attention_heads: [2, 4],
   transformer_layers_per_block: 1,
   norm_num_groups: 32,
@@ -104,19 +107,20 @@ export const SD_EMOJI_PIXEL32: Readonly<UnetParams> = Object.freeze({
 } as UnetParams);
 
 /**
- * sd-emoji, latent space: an 8x8 latent with 4 channels (set in/out_channels to the autoencoder's
- * z channels), two levels (8x8 and 4x4), cross-attention at both. Text sequence width 256.
+ * sd-emoji, pixel space: 32x32 RGB without an autoencoder. Two levels (32x32 plain ResNets with 64
+ * channels, 16x16 with 128 channels and cross-attention, mid block at 16x16). About 5x the latent
+ * preset's compute per sample (see the README's timings); for when no autoencoder is wanted.
  */
-export const SD_EMOJI_LATENT8: Readonly<UnetParams> = Object.freeze({
-  sample_size: 8,
-  in_channels: 4,
-  out_channels: 4,
+export const SD_EMOJI_PIXEL32: Readonly<UnetParams> = Object.freeze({
+  sample_size: 32,
+  in_channels: 3,
+  out_channels: 3,
   block_out_channels: [64, 128],
   layers_per_block: 1,
-  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
-  up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
+  down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+  up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
   mid_block_type: 'UNetMidBlock2DCrossAttn',
-  cross_attention_dim: 256,
+  cross_attention_dim: 128,
   num_attention_heads: [2, 4],
   transformer_layers_per_block: 1,
   norm_num_groups: 32,
@@ -129,8 +133,8 @@ export const SD_EMOJI_LATENT8: Readonly<UnetParams> = Object.freeze({
 export const UNET_PRESETS: Readonly<Record<string, Readonly<UnetParams>>> = Object.freeze({
   'sd15': SD15_UNET,
   'sd21': SD21_UNET,
-  'sd-emoji-pixel32': SD_EMOJI_PIXEL32,
   'sd-emoji-latent8': SD_EMOJI_LATENT8,
+  'sd-emoji-pixel32': SD_EMOJI_PIXEL32,
 });
 
 /** Heads at level i (the mid block uses the last level's). */
