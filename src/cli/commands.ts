@@ -10,4 +10,6 @@ export interface CommandEntry {
 export const commands: CommandEntry[] = [
   { name: 'inspect', load: async () => (await import('./inspect.js')).inspect },
   { name: 'bench', load: async () => (await import('./bench.js')).benchCommand },
+  { name: 'generate', load: async () => (await import('./generate.js')).generateCommand },
+  { name: 'train', load: async () => (await import('./train.js')).trainCommand },
 ];
