@@ -1,0 +1,183 @@
+// `mce train ae`: the FLUX autoencoder (reference architecture, small config) trained on emoji-world
+// renders. Loss: MSE + L1 of the reconstruction of a sampled latent (z = mean + sigma * noise), plus
+// a small KL term to N(0, 1), as a KL-regularised VAE. After training, the latent statistics over
+// the dataset set the reference `shift_factor` / `scale_factor`, so encode() gives latents of about
+// zero mean and unit variance, which is what the flow model expects.
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { tf, type Tensor } from '../engine/tf.js';
+import { randnArray } from '../engine/rng.js';
+import { writeFileAtomic } from '../io/atomic.js';
+import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
+import { buildDataset, type DatasetConfig } from '../world/dataset.js';
+import { AdamW, type Params } from './optim.js';
+import { train, type TrainResult } from './loop.js';
+import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import { sha256 } from '../world/util.js';
+import { readFileSync } from 'node:fs';
+
+export interface AeTrainConfig {
+  kind: 'ae';
+  /** Run folder for checkpoints and the log (e.g. runs/flux-emoji-ae). */
+  run: string;
+  /** Where the trained weights go (e.g. models/flux-emoji/ae.safetensors). */
+  out: string;
+  dataset: { size: number; concepts: number; seed: number };
+  ae: AutoEncoderParams;
+  train: {
+    steps: number;
+    batch: number;
+    lr: number;
+    warmup: number;
+    weightDecay: number;
+    klWeight: number;
+    l1Weight: number;
+    seed: number;
+    checkpointEvery: number;
+  };
+}
+
+export function validateAeConfig(c: AeTrainConfig, where: string): void {
+  if (c.kind !== 'ae') throw new Error(`${where}: kind must be "ae"`);
+  for (const k of ['run', 'out'] as const) if (typeof c[k] !== 'string') throw new Error(`${where}: "${k}" must be a path`);
+  if (!c.ae || !c.dataset || !c.train) throw new Error(`${where}: needs "ae", "dataset" and "train" sections`);
+  if (c.ae.resolution !== c.dataset.size) throw new Error(`${where}: ae.resolution must equal dataset.size`);
+}
+
+export interface AeRunOptions {
+  /** Stop after this many steps of this session (for tests); default: run to the end. */
+  maxSteps?: number;
+  progress?: boolean;
+  log?: (s: string) => void;
+}
+
+/** Mean and std of the encoder means over the whole dataset (unscaled latents). */
+export function latentStats(ae: AutoEncoder, images: (idx: number[]) => Tensor, n: number, batch = 64): { mean: number; std: number } {
+  let s = 0;
+  let s2 = 0;
+  let count = 0;
+  for (let i = 0; i < n; i += batch) {
+    const idx = Array.from({ length: Math.min(batch, n - i) }, (_, k) => i + k);
+    const [a, b, c] = tf.tidy(() => {
+      const x = images(idx);
+      const { mean } = ae.encodeMoments(x);
+      return [tf.sum(mean).dataSync()[0]!, tf.sum(tf.square(mean)).dataSync()[0]!, mean.size];
+    });
+    s += a!;
+    s2 += b!;
+    count += c!;
+  }
+  const mean = s / count;
+  return { mean, std: Math.sqrt(Math.max(1e-12, s2 / count - mean * mean)) };
+}
+
+export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRunOptions = {}): Promise<TrainResult> {
+  validateAeConfig(cfg, configPath);
+  const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dsCfg: DatasetConfig = { size: cfg.dataset.size, concepts: cfg.dataset.concepts, seed: cfg.dataset.seed };
+  const ds = buildDataset(dsCfg);
+  log(`ae: dataset ${ds.n} images (${ds.concepts.length} concepts x ${ds.vendors.length} styles) at ${ds.size}px, hash ${ds.hash.slice(0, 16)}`);
+  const aeParams: AutoEncoderParams = { ...cfg.ae, scale_factor: 1, shift_factor: 0 };
+  const init = AutoEncoder.random(aeParams, cfg.train.seed);
+  const params: Params = {};
+  for (const [n, t] of Object.entries(init.weights)) params[n] = tf.variable(t, true);
+  init.dispose();
+  const ae = AutoEncoder.fromWeights(aeParams, { ...params });
+  const t = cfg.train;
+  const optimizer = new AdamW(params, {
+    lr: t.lr,
+    weightDecay: t.weightDecay,
+    maxGradNorm: 1.0,
+    schedule: warmupCosine(t.warmup, t.steps),
+    groups: [{ name: 'norms', match: /norm.*\.(weight|bias)$|\.bias$/, weightDecay: 0 }],
+  });
+  const total = opts.maxSteps !== undefined ? Math.min(t.steps, opts.maxSteps) : t.steps;
+  const t0 = Date.now();
+  let curve: [number, number][] = [];
+  let secondsBefore = 0;
+  const seconds = (): number => secondsBefore + (Date.now() - t0) / 1000;
+  const result = await train<{ x: Tensor }>({
+    params,
+    optimizer,
+    steps: total,
+    seed: t.seed,
+    dir: cfg.run,
+    checkpointEvery: t.checkpointEvery,
+    config: { ae: cfg.ae, dataset: cfg.dataset, train: { ...t, steps: t.steps } },
+    batchFn: (_ctx, rng) => {
+      const idx = Array.from({ length: t.batch }, () => rng.int(ds.n));
+      return { x: datasetImages(ds, idx) };
+    },
+    lossFn: (_p, batch, ctx) => {
+      const { mean, logvar } = ae.encodeMoments(batch.x);
+      const lv = tf.clipByValue(logvar, -30, 20);
+      const z = tf.add(mean, tf.mul(tf.exp(tf.mul(lv, 0.5)), tf.tensor(randnArray(mean.size, ctx.seed), mean.shape)));
+      const rec = ae.decode(z);
+      const diff = tf.sub(rec, batch.x);
+      const mse = tf.mean(tf.square(diff));
+      const l1 = tf.mean(tf.abs(diff));
+      const kl = tf.mul(0.5, tf.mean(tf.sub(tf.add(tf.square(mean), tf.exp(lv)), tf.add(lv, 1))));
+      const loss = tf.addN([mse, tf.mul(l1, t.l1Weight), tf.mul(kl, t.klWeight)]) as tf.Scalar;
+      return { loss, terms: { mse: mse as tf.Scalar, kl: kl as tf.Scalar } };
+    },
+    state: {
+      save: () => ({ curve, seconds: seconds() }),
+      load: (saved) => {
+        const v = (saved ?? {}) as { curve?: [number, number][]; seconds?: number };
+        curve = v.curve ?? [];
+        secondsBefore = v.seconds ?? 0;
+      },
+    },
+    onStep: (info) => {
+      if (info.step === 1 || info.step % 25 === 0) curve.push([info.step, Number(info.terms['mse']?.toFixed(6))]);
+    },
+    progress: opts.progress === false ? false : { label: 'train ae', tty: false, interval: 10_000 },
+  });
+  // Latent statistics -> shift/scale, then export.
+  const stats = latentStats(ae, (idx) => datasetImages(ds, idx), ds.n);
+  const finalParams: AutoEncoderParams = { ...cfg.ae, shift_factor: Number(stats.mean.toFixed(6)), scale_factor: Number((1 / stats.std).toFixed(6)) };
+  // Reconstruction error over the dataset (mean latent, no sampling), in [0, 1] pixel units.
+  let se = 0;
+  let ae1 = 0;
+  let cnt = 0;
+  for (let i = 0; i < ds.n; i += 64) {
+    const idx = Array.from({ length: Math.min(64, ds.n - i) }, (_, k) => i + k);
+    const [a, b, c] = tf.tidy(() => {
+      const x = datasetImages(ds, idx);
+      const { mean } = ae.encodeMoments(x);
+      const d = tf.div(tf.sub(tf.clipByValue(ae.decode(mean), -1, 1), x), 2);
+      return [tf.sum(tf.square(d)).dataSync()[0]!, tf.sum(tf.abs(d)).dataSync()[0]!, d.size];
+    });
+    se += a!;
+    ae1 += b!;
+    cnt += c!;
+  }
+  const mse01 = se / cnt;
+  const quality = { recon_mse_01: mse01, recon_psnr_db: 10 * Math.log10(1 / mse01), recon_l1_01: ae1 / cnt };
+  log(`ae: reconstruction PSNR ${quality.recon_psnr_db.toFixed(2)} dB, MSE ${mse01.toExponential(3)} (pixels in [0, 1]); latent mean ${stats.mean.toFixed(4)} std ${stats.std.toFixed(4)}`);
+  mkdirSync(dirname(cfg.out), { recursive: true });
+  const weights: Record<string, Tensor> = {};
+  for (const [n, v] of Object.entries(params)) weights[n] = v;
+  await writeWeights(cfg.out, weights, 'F32', { format: 'mce-ae/1', params: JSON.stringify(finalParams) });
+  const info = {
+    params: finalParams,
+    dataset: { ...cfg.dataset, hash: ds.hash, images: ds.n },
+    steps: result.step,
+    total_steps: t.steps,
+    training_seconds: Math.round(Math.max(result.elapsedSeconds, seconds())),
+    session_seconds: Math.round((Date.now() - t0) / 1000),
+    machine: machineDescription(),
+    command: `mce train ae --config ${configPath}`,
+    quality,
+    loss_curve: curve,
+    sha256: sha256(readFileSync(cfg.out)),
+  };
+  await writeFileAtomic(join(dirname(cfg.out), 'ae.json'), JSON.stringify(info, null, 2) + '\n');
+  optimizer.dispose();
+  tf.dispose(Object.values(params));
+  return result;
+}
+
+export async function trainAeFromFile(path: string, opts: AeRunOptions = {}): Promise<TrainResult> {
+  return trainAe(readJsonConfig<AeTrainConfig>(path), path, opts);
+}
