@@ -12,4 +12,6 @@ export const commands: CommandEntry[] = [
   { name: 'bench', load: async () => (await import('./bench.js')).benchCommand },
   { name: 'generate', load: async () => (await import('./generate.js')).generateCommand },
   { name: 'train', load: async () => (await import('./train.js')).trainCommand },
+  { name: 'detect', load: async () => (await import('./detect.js')).detectCommand },
+  { name: 'concepts', load: async () => (await import('./concepts.js')).conceptsCommand },
 ];

@@ -63,7 +63,8 @@ export interface ClassifierTrainConfig {
     evalEvery: number;
   };
   augment?: Partial<AugmentConfig>;
-  eval: { seed: number; views: number; batch: number; quickImages: number };
+  /** limit: evaluate on about this many records only (every k-th; tests); default all. */
+  eval: { seed: number; views: number; batch: number; quickImages: number; limit?: number };
   dtype: FloatDtype;
 }
 
@@ -298,10 +299,16 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   // Full evaluation.
   log(`${cfg.name}: evaluating`);
   const t0 = Date.now();
+  const thin = (idx: number[]): number[] => {
+    if (!cfg.eval.limit || idx.length <= cfg.eval.limit) return idx;
+    const k = Math.ceil(idx.length / cfg.eval.limit);
+    return idx.filter((_, i) => i % k === 0);
+  };
   const ev = (idx: readonly number[], seed: number | null) => evaluateRecords(modelCfg, params, ds, masks, idx, aug, seed, cfg.eval.views, cfg.eval.batch);
-  const clean = ev(splits.train, null);
-  const augmented = ev(splits.train, cfg.eval.seed);
-  const styleHeldIdx = splits.train.filter((r) => splits.styleHeld[ds.conceptIndex[r]!]);
+  const evalTrain = thin(splits.train);
+  const clean = ev(evalTrain, null);
+  const augmented = ev(evalTrain, cfg.eval.seed);
+  const styleHeldIdx = thin(splits.train.filter((r) => splits.styleHeld[ds.conceptIndex[r]!]));
   const styleHeldClean = ev(styleHeldIdx, null);
   const styleHeldAug = ev(styleHeldIdx, cfg.eval.seed);
   const quality: Record<string, unknown> = {
@@ -315,8 +322,9 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     },
   };
   if (cfg.holdoutVendor) {
-    const hvClean = ev(splits.heldOutVendor, null);
-    const hvAug = ev(splits.heldOutVendor, cfg.eval.seed);
+    const hvIdx = thin(splits.heldOutVendor);
+    const hvClean = ev(hvIdx, null);
+    const hvAug = ev(hvIdx, cfg.eval.seed);
     quality['heldOutVendor'] = {
       vendor: cfg.holdoutVendor,
       trainedOn: ds.vendors.filter((v) => v !== cfg.holdoutVendor),
@@ -327,11 +335,11 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   }
   // Erasure targets: how often each target's own renders are classified as the target.
   const targets: Record<string, { clean: number; augmented: number }> = {};
-  const pos = new Map(splits.train.map((r, i) => [r, i]));
+  const pos = new Map(evalTrain.map((r, i) => [r, i]));
   for (const tg of erasureTargets()) {
     if (tg.kind !== 'concept' || !tg.concept) continue;
     const ci = ds.concepts.indexOf(tg.concept);
-    const rs = splits.train.filter((r) => ds.conceptIndex[r] === ci);
+    const rs = evalTrain.filter((r) => ds.conceptIndex[r] === ci);
     if (!rs.length) continue;
     targets[tg.name] = {
       clean: round(rs.reduce((a, r) => a + clean.hits[pos.get(r)!]!, 0) / rs.length),

@@ -1,0 +1,34 @@
+// mce concepts [--json] [--category C]: the emoji-world catalogue, the names `mce detect` prints and
+// prompts use. With --json, one line per concept: {"name", "category", "vendors", "emoji", "synonyms"}.
+import { UsageError, type Command } from './command.js';
+import { CATEGORIES, loadCatalogue, type Category } from '../world/catalogue.js';
+
+export const conceptsCommand: Command = {
+  name: 'concepts',
+  summary: 'list the emoji-world concepts (name, category, vendors)',
+  flags: {
+    json: { type: 'boolean', help: 'one JSON line per concept' },
+    category: { type: 'string', help: `only this category (${Object.keys(CATEGORIES).join(', ')})` },
+  },
+  async run(args, flags) {
+    if (args.length) throw new UsageError('mce concepts: takes no arguments');
+    const cat = loadCatalogue();
+    const want = flags['category'];
+    if (typeof want === 'string' && !(want in CATEGORIES)) {
+      throw new UsageError(`mce concepts: unknown category '${want}' (known: ${Object.keys(CATEGORIES).join(', ')})`);
+    }
+    const list = cat.concepts.filter((c) => typeof want !== 'string' || c.category === (want as Category));
+    const out: string[] = [];
+    if (flags['json'] === true) {
+      for (const c of list) out.push(JSON.stringify({ name: c.name, category: c.category, vendors: c.vendors, emoji: c.emoji, synonyms: c.synonyms }));
+    } else {
+      const w = Math.max(...list.map((c) => c.name.length), 4);
+      const wc = Math.max(...list.map((c) => c.category.length), 8);
+      out.push(`${'name'.padEnd(w)}  ${'category'.padEnd(wc)}  vendors`);
+      for (const c of list) out.push(`${c.name.padEnd(w)}  ${c.category.padEnd(wc)}  ${c.vendors.join(',')}`);
+      out.push(`${list.length} concepts`);
+    }
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  },
+};
