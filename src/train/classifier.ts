@@ -43,7 +43,8 @@ export interface ClassifierTrainConfig {
   report?: string;
   /** Reports of held-out-vendor runs to embed in the manifest (read if present). */
   heldOutVendorReports?: string[];
-  dataset: { size: number };
+  /** concepts: the whole catalogue (default), a list of names, or a count (see buildDataset); tests use a few. */
+  dataset: { size: number; concepts?: number | string[] };
   /** Train without this vendor and test on it (null: train on all vendors). */
   holdoutVendor: Vendor | null;
   styleHoldout: { fraction: number; seed: number };
@@ -218,6 +219,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
 
   const ds = buildDataset({
     size: cfg.dataset.size,
+    ...(cfg.dataset.concepts !== undefined ? { concepts: cfg.dataset.concepts } : {}),
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     onProgress: (d, n) => { if (d === n || d % 1024 === 0) log(`rendering dataset: ${d}/${n}`); },
   });

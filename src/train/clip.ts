@@ -35,7 +35,8 @@ export interface ClipTrainConfig {
   run: string;
   /** Output folder: model.safetensors + manifest.json. */
   out: string;
-  dataset: { size: number };
+  /** concepts: the whole catalogue (default), a list of names, or a count (see buildDataset); tests use a few. */
+  dataset: { size: number; concepts?: number | string[] };
   image: BackboneConfig;
   text: TextTowerConfig;
   embedDim: number;
@@ -218,6 +219,7 @@ export async function trainClip(cfg: ClipTrainConfig, opts: ClipRunOptions = {})
   const aug = resolveAugment(cfg.augment);
   const ds = buildDataset({
     size: cfg.dataset.size,
+    ...(cfg.dataset.concepts !== undefined ? { concepts: cfg.dataset.concepts } : {}),
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     onProgress: (d, n) => { if (d === n || d % 1024 === 0) log(`rendering dataset: ${d}/${n}`); },
   });
