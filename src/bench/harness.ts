@@ -2,7 +2,7 @@
 // the same inputs, in the same run. Output: a table (report.ts) and a JSON array of BenchRecord,
 // written atomically. Progress goes to stderr.
 import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
-import { endianness, tmpdir } from 'node:os';
+import { endianness, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tf } from '../engine/tf.js';
 import { useBackend, type BackendName } from '../engine/backend.js';
@@ -217,6 +217,9 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchRun> {
         flops: prep.flops,
         reps: times.length,
         torch_reps: torchReps,
+        ours_min_ms: Math.min(...times),
+        torch_min_ms: torchMs === null ? null : Math.min(...torchTimes),
+        loadavg_1m: loadavg()[0]!,
         check: { ours: mem.result, torch: torchCheck, ...cmp },
         target: null,
         notes,

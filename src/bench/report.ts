@@ -1,4 +1,5 @@
 // The benchmark table (stdout): one row per workload, then the notes, targets and how it was measured.
+import { availableParallelism, loadavg } from 'node:os';
 import { NOMINAL_PEAK_GFLOPS, PRACTICAL_PEAK_GFLOPS, CHECK_RTOL, type BenchRun } from './harness.js';
 import { TORCH_THREADS, TORCH_INTRA_OP_THREADS } from './torch.js';
 
@@ -42,6 +43,11 @@ export function formatTable(run: BenchRun): string {
   out.push(
     'peak MiB ours: peak bytes of live tensors during one repetition above those alive before it (tf.profile);' +
       ' torch: peak RSS growth during one repetition (VmHWM, MALLOC_MMAP_THRESHOLD_=65536). Inputs and weights excluded in both.',
+  );
+  out.push(
+    'fastest repetitions (ours / torch, ms): ' +
+      run.records.map((r) => `${r.name} ${num(r.ours_min_ms, 2)} / ${num(r.torch_min_ms, 2)}`).join(', ') +
+      ` (machine load average at the end: ${loadavg()[0]!.toFixed(2)} on ${availableParallelism()} CPUs)`,
   );
   out.push(`check: loss and gradient norms of both engines on the same inputs agree to ${CHECK_RTOL} relative.`);
   for (const r of run.records) {

@@ -98,6 +98,11 @@ export interface BenchRecord {
   flops: number;
   reps: number;
   torch_reps: number | null;
+  /** Fastest repetitions: on a loaded machine, a better guide to the unloaded speed than the medians. */
+  ours_min_ms: number;
+  torch_min_ms: number | null;
+  /** 1-minute load average when the workload finished (other processes on this machine skew timings). */
+  loadavg_1m: number;
   /** Check values (loss, gradient norms) from both engines on the same inputs, and whether they agree. */
   check: { ours: CheckValues; torch: CheckValues | null; max_rel_diff: number | null; ok: boolean | null };
   target: TargetStatus | null;
