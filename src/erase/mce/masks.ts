@@ -1,0 +1,258 @@
+// MCE mask logits on the FLUX hook points (models/flux/masks.ts): one trainable logit per unit,
+// grouped for the optimizer, turned into masks by a mode (hard-concrete for training, binary for
+// inference), binarised by threshold or top-k, merged across runs, reported per layer and group,
+// and saved / loaded as safetensors.
+//
+// Groups (mce-method.md §2.1; reference learning rates in DEFAULT_GROUP_LR):
+//   ffn         double_blocks.{i}.img_mlp and .txt_mlp  (reference `ff`, lr 0.5)
+//   txt_mod     double_blocks.{i}.txt_mod               (reference `norm` = norm1_context, lr 0.5)
+//   heads       double_blocks.{i}.heads, single_blocks.{i}.heads (reference `attn`, lr 0: frozen)
+//   single_mlp  single_blocks.{i}.mlp                   (not masked by the reference: lr 0 by default)
+// A group with learning rate 0 is frozen at its init (λ = 3, mask 1 once binarised) and is not
+// applied during training at all, so it costs nothing.
+import { tf, type Tensor } from '../../engine/tf.js';
+import { fluxMaskSpecs, type FluxMaskKind, type FluxMasks, type MaskSpec } from '../../models/flux/masks.js';
+import type { FluxParams } from '../../models/flux/params.js';
+import {
+  HARD_CONCRETE_DEFAULTS, deterministicMask, hardConcrete, type HardConcreteParams, type MaskMode,
+} from './hardconcrete.js';
+
+export type MaskGroup = 'ffn' | 'txt_mod' | 'heads' | 'single_mlp';
+export const MASK_GROUPS: readonly MaskGroup[] = ['ffn', 'txt_mod', 'heads', 'single_mlp'];
+
+/** Reference learning rates per group (flux.yaml: attn 0, ff 0.5, norm 0.5; single blocks unmasked). */
+export const DEFAULT_GROUP_LR: Readonly<Record<MaskGroup, number>> = Object.freeze({ ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0 });
+
+/** The reference initial logit: the hard-concrete mask is >= ~0.99 for every noise draw. */
+export const DEFAULT_INIT_LOGIT = 3;
+
+export function groupOfKind(kind: FluxMaskKind): MaskGroup {
+  switch (kind) {
+    case 'img_mlp':
+    case 'txt_mlp':
+      return 'ffn';
+    case 'txt_mod':
+      return 'txt_mod';
+    case 'heads':
+      return 'heads';
+    case 'mlp':
+      return 'single_mlp';
+  }
+}
+
+/** The group of a hook-point name ('double_blocks.0.img_mlp' -> 'ffn'). */
+export function groupOf(name: string): MaskGroup {
+  const last = name.split('.').pop();
+  if (last === 'img_mlp' || last === 'txt_mlp') return 'ffn';
+  if (last === 'txt_mod') return 'txt_mod';
+  if (last === 'heads') return 'heads';
+  if (last === 'mlp') return 'single_mlp';
+  throw new Error(`not a FLUX mask hook point: '${name}'`);
+}
+
+/** Mask logits by hook-point name (tf variables: the trainable parameters of MCE). */
+export type MaskLogits = Record<string, tf.Variable>;
+
+/** Host copy of masks or logits by hook-point name. */
+export type HostMasks = Record<string, Float32Array>;
+
+export interface InitOptions {
+  /** Initial logit (default 3). */
+  init?: number;
+  /** Only these groups (default: all). */
+  groups?: readonly MaskGroup[];
+}
+
+/** One logit per unit at every hook point of the config (or of the chosen groups), all at `init`. */
+export function initMaskLogits(cfg: FluxParams, opts: InitOptions = {}): MaskLogits {
+  const init = opts.init ?? DEFAULT_INIT_LOGIT;
+  const want = new Set(opts.groups ?? MASK_GROUPS);
+  const out: MaskLogits = {};
+  for (const s of fluxMaskSpecs(cfg)) {
+    if (!want.has(groupOfKind(s.kind))) continue;
+    const t = tf.fill([s.size], init);
+    out[s.name] = tf.variable(t, true, `mce.${s.name}`);
+    t.dispose();
+  }
+  return out;
+}
+
+/** AdamW parameter groups for mask logits, with per-group learning rates (missing: the reference's). */
+export function optimizerGroups(lr: Partial<Record<MaskGroup, number>> = {}): { name: MaskGroup; match: (n: string) => boolean; lr: number }[] {
+  return MASK_GROUPS.map((g) => ({ name: g, match: (n: string) => groupOf(n) === g, lr: lr[g] ?? DEFAULT_GROUP_LR[g] }));
+}
+
+export interface MaskOptions {
+  mode: MaskMode;
+  /** Binary threshold (default 0, the reference's). */
+  threshold?: number;
+  /** Seed of this forward call (hard-concrete noise); each hook point draws its own stream. */
+  seed?: number;
+  hc?: HardConcreteParams;
+}
+
+/**
+ * Masks from logits (tensors, e.g. the variables or the recompute's params), in the order given by
+ * `names`. Hard-concrete draws hook point i's noise from (seed, i), so a recompute with the same
+ * seed gives the same masks. Differentiable in the logits except in 'binary' mode.
+ */
+export function masksFromLogits(names: readonly string[], logits: readonly Tensor[], opts: MaskOptions): Record<string, Tensor> {
+  const out: Record<string, Tensor> = {};
+  const hc = opts.hc ?? HARD_CONCRETE_DEFAULTS;
+  names.forEach((n, i) => {
+    const l = logits[i]!;
+    out[n] = opts.mode === 'hard-concrete' ? hardConcrete(l, opts.seed ?? 0, i, hc) : deterministicMask(l, opts.mode, opts.threshold ?? 0, hc);
+  });
+  return out;
+}
+
+/** Deterministic masks for inference ('binary' by default) from host or tensor logits. Caller disposes. */
+export function fluxMasksFrom(logits: Readonly<Record<string, Tensor | Float32Array>>, mode: Exclude<MaskMode, 'hard-concrete'> = 'binary', threshold = 0): FluxMasks {
+  const names = Object.keys(logits);
+  const ts = names.map((n) => {
+    const v = logits[n]!;
+    return v instanceof Float32Array ? tf.tensor1d(v) : v;
+  });
+  const out = masksFromLogits(names, ts, { mode, threshold });
+  ts.forEach((t, i) => {
+    if (!(logits[names[i]!] instanceof tf.Tensor)) t.dispose();
+  });
+  return out;
+}
+
+/** Host copies of the logits. */
+export function hostLogits(logits: Readonly<Record<string, Tensor>>): HostMasks {
+  const out: HostMasks = {};
+  for (const [n, t] of Object.entries(logits)) out[n] = Float32Array.from(t.dataSync());
+  return out;
+}
+
+// ------------------------------------------------------------------ binarisation
+
+export type Binarize =
+  | { kind: 'threshold'; threshold?: number }
+  /** Keep the `keep` fraction of units with the largest logits within each layer (stable: ties keep the earlier unit). */
+  | { kind: 'topk-layer'; keep: number }
+  /** Keep the `keep` fraction of units with the largest logits across all layers of each group. */
+  | { kind: 'topk-global'; keep: number };
+
+function topkKeep(values: { v: number; layer: string; i: number }[], keep: number, out: HostMasks): void {
+  if (!(keep >= 0 && keep <= 1)) throw new Error(`top-k: keep must be a fraction in [0, 1], got ${keep}`);
+  const k = Math.round(keep * values.length);
+  // Stable: by value descending, then by original order.
+  const order = values.map((x, j) => [x, j] as const).sort((a, b) => b[0].v - a[0].v || a[1] - b[1]);
+  for (let j = 0; j < k; j++) {
+    const x = order[j]![0];
+    out[x.layer]![x.i] = 1;
+  }
+}
+
+/** Binary keep-masks (1 keep, 0 prune) from host logits. */
+export function binarize(logits: Readonly<HostMasks>, rule: Binarize = { kind: 'threshold' }): HostMasks {
+  const out: HostMasks = {};
+  for (const [n, l] of Object.entries(logits)) out[n] = new Float32Array(l.length);
+  if (rule.kind === 'threshold') {
+    const th = rule.threshold ?? 0;
+    for (const [n, l] of Object.entries(logits)) for (let i = 0; i < l.length; i++) out[n]![i] = l[i]! > th ? 1 : 0;
+  } else if (rule.kind === 'topk-layer') {
+    for (const [n, l] of Object.entries(logits)) topkKeep(Array.from(l, (v, i) => ({ v, layer: n, i })), rule.keep, out);
+  } else {
+    const byGroup = new Map<MaskGroup, { v: number; layer: string; i: number }[]>();
+    for (const [n, l] of Object.entries(logits)) {
+      const g = groupOf(n);
+      const list = byGroup.get(g) ?? [];
+      for (let i = 0; i < l.length; i++) list.push({ v: l[i]!, layer: n, i });
+      byGroup.set(g, list);
+    }
+    for (const list of byGroup.values()) topkKeep(list, rule.keep, out);
+  }
+  return out;
+}
+
+/**
+ * Merge binary keep-masks from several runs (multi-concept erasure, the reference's
+ * mask_merging.py): a unit is kept iff every set keeps it (AND). A hook point missing from a set
+ * counts as all-kept there.
+ */
+export function mergeMasks(sets: readonly Readonly<HostMasks>[]): HostMasks {
+  if (sets.length === 0) throw new Error('mergeMasks: no mask sets');
+  const out: HostMasks = {};
+  for (const s of sets) {
+    for (const [n, m] of Object.entries(s)) {
+      const cur = out[n];
+      if (!cur) {
+        out[n] = Float32Array.from(m, (v) => (v > 0.5 ? 1 : 0));
+        continue;
+      }
+      if (cur.length !== m.length) throw new Error(`mergeMasks: '${n}' has ${m.length} units in one set and ${cur.length} in another`);
+      for (let i = 0; i < m.length; i++) if (!(m[i]! > 0.5)) cur[i] = 0;
+    }
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ sparsity report
+
+export interface LayerSparsity {
+  name: string;
+  group: MaskGroup;
+  units: number;
+  pruned: number;
+  /** pruned / units. */
+  fraction: number;
+}
+
+export interface SparsityReport {
+  layers: LayerSparsity[];
+  groups: { group: MaskGroup; units: number; pruned: number; fraction: number }[];
+  total: { units: number; pruned: number; fraction: number };
+}
+
+/** Pruned units (mask value <= 0.5) per layer and group, for binary or continuous masks. */
+export function sparsityReport(masks: Readonly<HostMasks>): SparsityReport {
+  const order = new Map<string, number>();
+  const layers: LayerSparsity[] = [];
+  for (const [n, m] of Object.entries(masks)) {
+    let pruned = 0;
+    for (const v of m) if (!(v > 0.5)) pruned++;
+    layers.push({ name: n, group: groupOf(n), units: m.length, pruned, fraction: m.length ? pruned / m.length : 0 });
+  }
+  const blockKey = (n: string): [number, number, string] => {
+    const [b, i, k] = n.split('.');
+    return [b === 'double_blocks' ? 0 : 1, Number(i), k ?? ''];
+  };
+  layers.sort((a, b) => {
+    const x = blockKey(a.name);
+    const y = blockKey(b.name);
+    return x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
+  });
+  layers.forEach((l, i) => order.set(l.name, i));
+  const groups = MASK_GROUPS.map((g) => {
+    const ls = layers.filter((l) => l.group === g);
+    const units = ls.reduce((a, l) => a + l.units, 0);
+    const pruned = ls.reduce((a, l) => a + l.pruned, 0);
+    return { group: g, units, pruned, fraction: units ? pruned / units : 0 };
+  }).filter((g) => g.units > 0);
+  const units = layers.reduce((a, l) => a + l.units, 0);
+  const pruned = layers.reduce((a, l) => a + l.pruned, 0);
+  return { layers, groups, total: { units, pruned, fraction: units ? pruned / units : 0 } };
+}
+
+/** The report as a plain-text table (one line per layer, then per group, then the total). */
+export function formatSparsity(r: SparsityReport): string {
+  const w = Math.max(10, ...r.layers.map((l) => l.name.length));
+  const pct = (f: number): string => `${(100 * f).toFixed(1)}%`.padStart(7);
+  const line = (name: string, group: string, units: number, pruned: number, f: number): string =>
+    `${name.padEnd(w)}  ${group.padEnd(10)}  ${String(units).padStart(7)}  ${String(pruned).padStart(7)}  ${pct(f)}`;
+  const out = [`${'layer'.padEnd(w)}  ${'group'.padEnd(10)}  ${'units'.padStart(7)}  ${'pruned'.padStart(7)}  ${'pruned%'.padStart(7)}`];
+  for (const l of r.layers) out.push(line(l.name, l.group, l.units, l.pruned, l.fraction));
+  out.push('-'.repeat(w + 40));
+  for (const g of r.groups) out.push(line(`group ${g.group}`, g.group, g.units, g.pruned, g.fraction));
+  out.push(line('total', '', r.total.units, r.total.pruned, r.total.fraction));
+  return out.join('\n');
+}
+
+/** Spec of every hook point in the config, by name. */
+export function maskSpecMap(cfg: FluxParams): Map<string, MaskSpec> {
+  return new Map(fluxMaskSpecs(cfg).map((s) => [s.name, s]));
+}

@@ -1,0 +1,199 @@
+// The MCE trainer on a FLUX model: prompt sets -> cached original-model targets (once per run)
+// -> mask logits trained with AdamW (per-group learning rates) through the shared training loop
+// (train/loop.ts: seeded per-step batches, accumulation, resumable checkpoints, progress with loss
+// terms, sparsity and ETA, NaN stop), the gradient of each micro-batch coming from the
+// checkpointed backprop through every sampling step (objective.ts).
+import { tf } from '../../engine/tf.js';
+import { AdamW } from '../../train/optim.js';
+import { train, type TrainResult } from '../../train/loop.js';
+import type { Progress } from '../../train/progress.js';
+import { HARD_CONCRETE_DEFAULTS, type HardConcreteParams } from './hardconcrete.js';
+import {
+  DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hostLogits, initMaskLogits, optimizerGroups,
+  sparsityReport, type HostMasks, type MaskGroup, type MaskLogits,
+} from './masks.js';
+import {
+  NotImplementedError, PromptCache, buildItems, disposeItems, objectiveGrad,
+  type EraseTarget, type FluxEraseModel, type ObjectiveItem, type ObjectiveKind, type SampleSpec, type SamplerSettings, type SparsityTerm,
+} from './objective.js';
+import type { PromptSets } from './prompts.js';
+
+export interface MceSettings {
+  /** Erase target: neutral (default) | empty | edit (FlowEdit: not implemented yet). */
+  target: EraseTarget;
+  /** final (MCE, default) | per-step. */
+  objective: ObjectiveKind;
+  /** Preservation weight β (default 0.1). */
+  beta: number;
+  sampler: SamplerSettings;
+  /** Optimizer steps. */
+  iters: number;
+  /** Micro-batches per optimizer step (default 1). */
+  accumulate: number;
+  /** Erase and preserve items per micro-batch (default 2 and 2). */
+  eraseBatch: number;
+  preserveBatch: number;
+  /** Shared noises per prompt for the Monte Carlo average (1 = one fixed noise, as the original code). */
+  noises: number;
+  seed: number;
+  /** Learning rate per group (missing: the reference's, DEFAULT_GROUP_LR). */
+  lr: Partial<Record<MaskGroup, number>>;
+  /** AdamW decoupled weight decay (default 0.01, PyTorch's, as the reference). */
+  weightDecay: number;
+  /** Initial logit (default 3). */
+  init: number;
+  sparsity: SparsityTerm;
+  hc: HardConcreteParams;
+}
+
+export function defaultMceSettings(sampler: SamplerSettings, over: Partial<MceSettings> = {}): MceSettings {
+  return {
+    target: 'neutral',
+    objective: 'final',
+    beta: 0.1,
+    sampler,
+    iters: 60,
+    accumulate: 1,
+    eraseBatch: 2,
+    preserveBatch: 2,
+    noises: 4,
+    seed: 0,
+    lr: { ...DEFAULT_GROUP_LR },
+    weightDecay: 0.01,
+    init: DEFAULT_INIT_LOGIT,
+    sparsity: { kind: 'none', weight: 0 },
+    hc: { ...HARD_CONCRETE_DEFAULTS },
+    ...over,
+  };
+}
+
+/** The training samples: every erase pair and preserve prompt, with each of the shared noises. */
+export function trainingSamples(sets: PromptSets, s: Pick<MceSettings, 'target' | 'noises'>): { erase: SampleSpec[]; preserve: SampleSpec[] } {
+  if (s.target === 'edit') {
+    throw new NotImplementedError("--target edit (FlowEdit targets) is not implemented yet; use --target neutral (the reference code's same-noise deconcept generation) or --target empty (the paper's formula)");
+  }
+  const erase: SampleSpec[] = [];
+  const preserve: SampleSpec[] = [];
+  for (let j = 0; j < s.noises; j++) {
+    for (const p of sets.erase) erase.push({ kind: 'erase', prompt: p.prompt, targetPrompt: s.target === 'empty' ? '' : p.neutral, noise: j });
+    for (const p of sets.preserve) preserve.push({ kind: 'preserve', prompt: p, targetPrompt: p, noise: j });
+  }
+  return { erase, preserve };
+}
+
+export interface MceRunOptions {
+  /** Checkpoint folder (resumable); none: nothing saved. */
+  dir?: string;
+  resume?: boolean;
+  checkpointEvery?: number;
+  /** Progress label / stream; false for none. */
+  progress?: { label?: string; write?: (s: string) => void; quiet?: boolean; interval?: number } | false;
+  evalEvery?: number;
+  onEval?: (info: { step: number; logits: MaskLogits; progress: Progress }) => void | Promise<void>;
+  /** Messages (target caching). */
+  log?: (line: string) => void;
+}
+
+export interface MceRunResult {
+  /** Trained logits (host copies), every hook point of the trained groups. */
+  logits: HostMasks;
+  /** Keep-masks at threshold 0. */
+  binary: HostMasks;
+  train: TrainResult;
+  /** Loss history per step: [step, loss, erase, preserve]. */
+  history: [number, number, number, number][];
+  seconds: { targets: number; train: number };
+}
+
+/**
+ * Train MCE masks on a FLUX model for the prompt sets. Deterministic for a seed; with `dir`, a run
+ * killed and resumed ends with the same logits as an uninterrupted one.
+ */
+export async function trainMce(model: FluxEraseModel, sets: PromptSets, s: MceSettings, opts: MceRunOptions = {}): Promise<MceRunResult> {
+  const log = opts.log ?? (() => {});
+  if (!(s.noises >= 1 && Number.isInteger(s.noises))) throw new Error(`mce: noises must be a positive integer, got ${s.noises}`);
+  const { erase, preserve } = trainingSamples(sets, s);
+  if (erase.length === 0) throw new Error('mce: no erase prompts');
+  if (s.beta > 0 && preserve.length === 0) throw new Error('mce: beta > 0 needs preserve prompts');
+  const cache = new PromptCache(model);
+  const logits = initMaskLogits(model.cfg, { init: s.init });
+  // Trained hook points: groups with a learning rate > 0. Frozen ones stay at init (binary 1) and are not applied.
+  const lrOf = (g: MaskGroup): number => s.lr[g] ?? DEFAULT_GROUP_LR[g];
+  const names = Object.keys(logits).filter((n) => lrOf(groupOf(n)) > 0);
+  if (names.length === 0) throw new Error(`mce: every mask group is frozen (learning rates ${MASK_GROUPS.map((g) => `${g} ${lrOf(g)}`).join(', ')})`);
+  const params: MaskLogits = Object.fromEntries(names.map((n) => [n, logits[n]!]));
+  for (const n of Object.keys(logits)) if (!(n in params)) logits[n]!.dispose();
+  let items: { erase: ObjectiveItem[]; preserve: ObjectiveItem[] } | null = null;
+  const history: [number, number, number, number][] = [];
+  const t0 = performance.now();
+  try {
+    cache.add([...new Set([...erase, ...preserve].flatMap((x) => [x.prompt, x.targetPrompt])), ...(s.sampler.cfg !== 1 ? [''] : [])]);
+    const st = { sampler: s.sampler, objective: s.objective };
+    log(`mce: caching original-model targets for ${erase.length} erase + ${preserve.length} preserve samples (${s.noises} noise(s) each, ${s.sampler.timesteps.length - 1} steps)`);
+    items = {
+      erase: buildItems(model, cache, erase, st, s.seed),
+      preserve: s.beta > 0 ? buildItems(model, cache, preserve, st, s.seed) : [],
+    };
+    const tTargets = (performance.now() - t0) / 1000;
+    const optimizer = new AdamW(params, { lr: 0.5, weightDecay: s.weightDecay, groups: optimizerGroups(s.lr) });
+    const it = items;
+    const ne = it.erase.length;
+    const np = it.preserve.length;
+    const t1 = performance.now();
+    const result = await train<{ erase: number[]; preserve: number[] }>({
+      params,
+      optimizer,
+      steps: s.iters,
+      accumulate: s.accumulate,
+      seed: s.seed,
+      disposeBatch: false,
+      config: {
+        kind: 'mce', target: s.target, objective: s.objective, beta: s.beta, sampler: s.sampler, eraseBatch: s.eraseBatch,
+        preserveBatch: s.preserveBatch, noises: s.noises, init: s.init, sparsity: s.sparsity, hc: s.hc, lr: s.lr,
+        prompts: { erase: sets.erase, preserve: sets.preserve },
+      },
+      batchFn: (_ctx, rng) => ({
+        erase: Array.from({ length: Math.min(s.eraseBatch, ne) }, () => rng.int(ne)),
+        preserve: s.beta > 0 ? Array.from({ length: Math.min(s.preserveBatch, np) }, () => rng.int(np)) : [],
+      }),
+      gradFn: (p, batch, ctx) => {
+        const order = names;
+        const chosen = [...batch.erase.map((i) => it.erase[i]!), ...batch.preserve.map((i) => it.preserve[i]!)];
+        const r = objectiveGrad(model, cache, order, order.map((n) => p[n]!), chosen, {
+          sampler: s.sampler, objective: s.objective, beta: s.beta, sparsity: s.sparsity, hc: s.hc,
+        }, ctx.seed);
+        const grads = Object.fromEntries(order.map((n, i) => [n, r.grads[i]!]));
+        const terms: Record<string, number> = { erase: r.terms.erase, preserve: r.terms.preserve };
+        if (s.sparsity.kind !== 'none' && s.sparsity.weight > 0) terms['sparsity'] = r.terms.sparsity;
+        return { loss: r.loss, terms, grads };
+      },
+      onStep: (info) => {
+        history.push([info.step, info.loss, info.terms['erase'] ?? NaN, info.terms['preserve'] ?? NaN]);
+      },
+      dir: opts.dir,
+      resume: opts.resume,
+      checkpointEvery: opts.checkpointEvery,
+      evalEvery: opts.evalEvery ?? 10,
+      onEval: async ({ step, progress }) => {
+        const rep = sparsityReport(binarize(hostLogits(params)));
+        progress.log(`${progress.label ?? 'mce'}: step ${step}: pruned ${rep.groups.map((g) => `${g.group} ${(100 * g.fraction).toFixed(1)}%`).join(', ')}`);
+        if (opts.onEval) await opts.onEval({ step, logits: params, progress });
+      },
+      state: {
+        save: () => history,
+        load: (saved) => {
+          history.length = 0;
+          if (Array.isArray(saved)) history.push(...(saved as [number, number, number, number][]));
+        },
+      },
+      progress: opts.progress === false ? false : { label: 'mce', ...(opts.progress ?? {}) },
+    });
+    optimizer.dispose();
+    const host = hostLogits(params);
+    return { logits: host, binary: binarize(host), train: result, history, seconds: { targets: tTargets, train: (performance.now() - t1) / 1000 } };
+  } finally {
+    if (items) disposeItems([...items.erase, ...items.preserve]);
+    cache.dispose();
+    tf.dispose(Object.values(params));
+  }
+}
