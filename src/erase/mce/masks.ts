@@ -23,7 +23,7 @@ export const MASK_GROUPS: readonly MaskGroup[] = ['ffn', 'txt_mod', 'heads', 'si
 /** Reference learning rates per group (flux.yaml: attn 0, ff 0.5, norm 0.5; single blocks unmasked). */
 export const DEFAULT_GROUP_LR: Readonly<Record<MaskGroup, number>> = Object.freeze({ ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0 });
 
-/** The reference initial logit: the hard-concrete mask is >= ~0.99 for every noise draw. */
+/** The reference initial logit: the hard-concrete mask is >= 0.9896 for every noise draw (1 once binarised). */
 export const DEFAULT_INIT_LOGIT = 3;
 
 export function groupOfKind(kind: FluxMaskKind): MaskGroup {
@@ -71,7 +71,7 @@ export function initMaskLogits(cfg: FluxParams, opts: InitOptions = {}): MaskLog
   for (const s of fluxMaskSpecs(cfg)) {
     if (!want.has(groupOfKind(s.kind))) continue;
     const t = tf.fill([s.size], init);
-    out[s.name] = tf.variable(t, true, `mce.${s.name}`);
+    out[s.name] = tf.variable(t, true);
     t.dispose();
   }
   return out;
