@@ -14,4 +14,6 @@ export const commands: CommandEntry[] = [
   { name: 'train', load: async () => (await import('./train.js')).trainCommand },
   { name: 'detect', load: async () => (await import('./detect.js')).detectCommand },
   { name: 'concepts', load: async () => (await import('./concepts.js')).conceptsCommand },
+  { name: 'erase', load: async () => (await import('./erase.js')).eraseCommand },
+  { name: 'apply-masks', load: async () => (await import('./apply-masks.js')).applyMasksCommand },
 ];
