@@ -39,6 +39,7 @@ import { sha256 } from '../world/util.js';
 import { FLUX_EMOJI_FORMAT } from '../generate/flux-emoji.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
+import { loadCheckpoint, restoreParams } from './state.js';
 import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
 
 
@@ -68,6 +69,12 @@ export interface FlowTrainConfig {
     tSampling: 'logit-normal' | 'uniform';
     checkpointEvery: number;
     exportEvery: number;
+    /**
+     * Start from the last checkpoint of another run folder (an earlier stage, e.g. a constant-rate
+     * stage followed by an annealing stage with its own schedule). Its loss curve, step count and
+     * training time are carried into this run's manifest. Ignored once this run has a checkpoint.
+     */
+    init?: string;
   };
   /** Defaults of `mce generate` for this model. */
   sampling: { steps: number; cfg: number; shift: boolean };
@@ -249,6 +256,15 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   const tok = new PromptTokenizer(vocab, cfg.text.context_length);
   const params = initFlowParams(cfg, tok.rows);
   const t = cfg.train;
+  let stage0: StageInfo | null = null;
+  if (t.init) {
+    const ck = await loadCheckpoint(t.init);
+    if (!ck) throw new Error(`${configPath}: train.init: no checkpoint in ${t.init}`);
+    restoreParams(params, ck.params, ck.path);
+    const user = ((ck.metadata as { user?: unknown }).user ?? {}) as { curve?: [number, number][]; firstLoss?: number | null; seconds?: number };
+    stage0 = { path: ck.path, step: ck.step, seconds: user.seconds ?? ck.elapsedSeconds, curve: user.curve ?? [], firstLoss: user.firstLoss ?? null };
+    log(`flow: initialised from ${ck.path} (step ${ck.step})`);
+  }
   const optimizer = new AdamW(params, {
     lr: t.lr,
     weightDecay: t.weightDecay,
@@ -270,9 +286,7 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   const sessionStart = Date.now();
   const seconds = (): number => secondsBefore + (Date.now() - sessionStart) / 1000;
   const exportNow = async (step: number, elapsed: number): Promise<void> => {
-    await exportFlowModel(cfg, configPath, params, vocab, data, {
-      step, elapsedSeconds: elapsed, curve, firstLoss,
-    });
+    await exportFlowModel(cfg, configPath, params, vocab, data, withStage0(stage0, { step, elapsedSeconds: elapsed, curve, firstLoss }));
     log(`flow: exported step ${step} to ${cfg.out}`);
   };
   const result = await train<FlowBatch>({
@@ -333,11 +347,39 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
     },
     progress: opts.progress === false ? false : { label: 'train flow', tty: false, interval: 15_000 },
   });
-  await exportFlowModel(cfg, configPath, params, vocab, data, { step: result.step, elapsedSeconds: seconds(), curve, firstLoss });
+  await exportFlowModel(cfg, configPath, params, vocab, data, withStage0(stage0, { step: result.step, elapsedSeconds: seconds(), curve, firstLoss }));
   log(`flow: done, step ${result.step}, exported to ${cfg.out}`);
   optimizer.dispose();
   tf.dispose(Object.values(params));
   return result;
+}
+
+interface StageInfo {
+  path: string;
+  step: number;
+  seconds: number;
+  curve: [number, number][];
+  firstLoss: number | null;
+}
+
+interface RunInfo {
+  step: number;
+  elapsedSeconds: number;
+  curve: [number, number][];
+  firstLoss: number | null;
+  init?: { checkpoint: string; step: number };
+}
+
+/** Fold an earlier stage into this run's record: steps, time and loss curve continue from it. */
+function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
+  if (!s) return r;
+  return {
+    step: s.step + r.step,
+    elapsedSeconds: s.seconds + r.elapsedSeconds,
+    curve: [...s.curve, ...r.curve.map(([k, l]): [number, number] => [s.step + k, l])],
+    firstLoss: s.firstLoss ?? r.firstLoss,
+    init: { checkpoint: s.path, step: s.step },
+  };
 }
 
 function fileInfo(path: string): { sha256: string; bytes: number } {
@@ -352,7 +394,7 @@ export async function exportFlowModel(
   params: Params,
   vocab: readonly number[],
   data: FlowData,
-  run: { step: number; elapsedSeconds: number; curve: [number, number][]; firstLoss: number | null },
+  run: RunInfo,
 ): Promise<void> {
   mkdirSync(cfg.out, { recursive: true });
   const { flux, text } = splitParams(params);
@@ -403,13 +445,16 @@ export async function exportFlowModel(
       captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
     },
     training: {
-      command: `mce train flow --config ${configPath}`,
+      command: run.init && typeof cfg.notes?.['stage1_command'] === 'string'
+        ? `${cfg.notes['stage1_command'] as string} && mce train flow --config ${configPath}`
+        : `mce train flow --config ${configPath}`,
       config: cfg,
       objective: 'rectified flow: x_t = (1 - t) x0 + t eps, predict v = eps - x0, MSE',
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      total_steps: cfg.train.steps,
+      total_steps: (run.init?.step ?? 0) + cfg.train.steps,
+      init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),
       machine: machineDescription(),

@@ -49,6 +49,15 @@ test('a tiny flow training run lowers the loss, exports a bundle, and generation
     assert.ok(manifest.training.loss_first_step > curve[curve.length - 1]![1], `loss did not go down: ${manifest.training.loss_first_step} -> ${JSON.stringify(curve)}`);
     for (const f of ['transformer.safetensors', 'text_encoder.safetensors']) assert.ok(existsSync(join(cfg.out, f)));
 
+    // A second stage starts from the first's last checkpoint with its own schedule; the manifest
+    // counts both stages' steps and keeps one loss curve.
+    const stage2: FlowTrainConfig = { ...cfg, run: join(dir, 'run2'), train: { ...cfg.train, steps: 6, lr: 0.0005, init: cfg.run } };
+    await trainFlow(stage2, 'tiny2.json', { progress: false, log: (s) => logs.push(s) });
+    const m2 = JSON.parse(readFileSync(join(cfg.out, 'manifest.json'), 'utf8'));
+    assert.equal(m2.training.steps, 46);
+    assert.equal(m2.training.init.step, 40);
+    assert.ok(m2.training.loss_curve.length > curve.length);
+
     const before = tf.memory().numTensors;
     const model = await loadFluxEmoji(cfg.out);
     const a = generate(model, { prompt: 'a kitchen knife', seed: 3, n: 2, trajectory: true });
