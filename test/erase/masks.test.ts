@@ -25,7 +25,7 @@ test('hard-concrete: reference formula, bounded noise, dead zones, seeded replay
   for (const lambda of [-5, -1, 0, 0.7, 3]) {
     const l = tf.fill([n], lambda);
     const m = hardConcrete(l, 11, 2);
-    const got = m.dataSync();
+    const got = Array.from(m.dataSync());
     const u = hardConcreteUniform(n, 11, 2);
     for (let i = 0; i < 50; i++) assert.ok(Math.abs(got[i]! - hardConcreteScalar(lambda, u[i]!)) < 1e-5);
     const mean = got.reduce((a, b) => a + b, 0) / n;
