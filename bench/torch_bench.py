@@ -160,7 +160,332 @@ def euler_ckpt(a, p):
     return run, check
 
 
-WORKLOADS = {"sgemm-1024": sgemm, "block-fwd-bwd": block, "euler8-ckpt": euler_ckpt}
+# ------------------------------------------------------------------ FLUX twin
+# A compact, faithful reference FLUX (black-forest-labs/flux src/flux/{model,modules/layers,
+# math,sampling}.py), with the reference module structure so its state_dict names are the reference
+# names: the TypeScript side passes the weights by those names and load_state_dict(strict=True)
+# rejects any mismatch. A benchmark twin only. Differences from the reference: no einops (reshape /
+# permute), and attention written out (torch 1.13 has no F.scaled_dot_product_attention).
+
+
+def flux_timestep_embedding(t, dim, max_period=10000, time_factor=1000.0):
+    t = time_factor * t
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(start=0, end=half, dtype=torch.float32) / half)
+    args = t[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb.to(t)
+
+
+def flux_rope(pos, dim, theta):
+    scale = torch.arange(0, dim, 2, dtype=torch.float64) / dim
+    omega = 1.0 / (theta ** scale)
+    out = torch.einsum("...n,d->...nd", pos.double(), omega)
+    out = torch.stack([torch.cos(out), -torch.sin(out), torch.sin(out), torch.cos(out)], dim=-1)
+    return out.reshape(*out.shape[:-1], 2, 2).float()
+
+
+def flux_apply_rope(xq, xk, freqs_cis):
+    xq_ = xq.float().reshape(*xq.shape[:-1], -1, 1, 2)
+    xk_ = xk.float().reshape(*xk.shape[:-1], -1, 1, 2)
+    xq_out = freqs_cis[..., 0] * xq_[..., 0] + freqs_cis[..., 1] * xq_[..., 1]
+    xk_out = freqs_cis[..., 0] * xk_[..., 0] + freqs_cis[..., 1] * xk_[..., 1]
+    return xq_out.reshape(*xq.shape).type_as(xq), xk_out.reshape(*xk.shape).type_as(xk)
+
+
+def flux_attention(q, k, v, pe):
+    q, k = flux_apply_rope(q, k, pe)
+    att = torch.softmax(torch.matmul(q, k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1])), dim=-1)
+    x = torch.matmul(att, v)  # B H L D
+    return x.permute(0, 2, 1, 3).reshape(x.shape[0], x.shape[2], -1)
+
+
+def flux_split_qkv(qkv, heads):
+    """rearrange(qkv, "B L (K H D) -> K B H L D", K=3, H=heads)"""
+    b, l, c = qkv.shape
+    return qkv.reshape(b, l, 3, heads, c // 3 // heads).permute(2, 0, 3, 1, 4)
+
+
+class FluxEmbedND(torch.nn.Module):
+    def __init__(self, dim, theta, axes_dim):
+        super().__init__()
+        self.dim, self.theta, self.axes_dim = dim, theta, axes_dim
+
+    def forward(self, ids):
+        n_axes = ids.shape[-1]
+        emb = torch.cat([flux_rope(ids[..., i], self.axes_dim[i], self.theta) for i in range(n_axes)], dim=-3)
+        return emb.unsqueeze(1)
+
+
+class FluxMLPEmbedder(torch.nn.Module):
+    def __init__(self, in_dim, hidden_dim):
+        super().__init__()
+        self.in_layer = torch.nn.Linear(in_dim, hidden_dim, bias=True)
+        self.silu = torch.nn.SiLU()
+        self.out_layer = torch.nn.Linear(hidden_dim, hidden_dim, bias=True)
+
+    def forward(self, x):
+        return self.out_layer(self.silu(self.in_layer(x)))
+
+
+class FluxRMSNorm(torch.nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        x_dtype = x.dtype
+        x = x.float()
+        rrms = torch.rsqrt(torch.mean(x ** 2, dim=-1, keepdim=True) + 1e-6)
+        return (x * rrms).to(dtype=x_dtype) * self.scale
+
+
+class FluxQKNorm(torch.nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.query_norm = FluxRMSNorm(dim)
+        self.key_norm = FluxRMSNorm(dim)
+
+    def forward(self, q, k, v):
+        return self.query_norm(q).to(v), self.key_norm(k).to(v)
+
+
+class FluxSelfAttention(torch.nn.Module):
+    def __init__(self, dim, num_heads, qkv_bias):
+        super().__init__()
+        self.num_heads = num_heads
+        self.qkv = torch.nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.norm = FluxQKNorm(dim // num_heads)
+        self.proj = torch.nn.Linear(dim, dim)
+
+
+class FluxModulation(torch.nn.Module):
+    def __init__(self, dim, double):
+        super().__init__()
+        self.multiplier = 6 if double else 3
+        self.lin = torch.nn.Linear(dim, self.multiplier * dim, bias=True)
+
+    def forward(self, vec):
+        out = self.lin(F.silu(vec))[:, None, :].chunk(self.multiplier, dim=-1)
+        return out[:3], (out[3:] if self.multiplier == 6 else None)  # (shift, scale, gate) each
+
+
+def flux_mlp(hidden, mlp_hidden):
+    return torch.nn.Sequential(
+        torch.nn.Linear(hidden, mlp_hidden, bias=True),
+        torch.nn.GELU(approximate="tanh"),
+        torch.nn.Linear(mlp_hidden, hidden, bias=True),
+    )
+
+
+class FluxDoubleStreamBlock(torch.nn.Module):
+    def __init__(self, hidden, num_heads, mlp_ratio, qkv_bias):
+        super().__init__()
+        m = int(hidden * mlp_ratio)
+        self.num_heads = num_heads
+        self.img_mod = FluxModulation(hidden, True)
+        self.img_norm1 = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.img_attn = FluxSelfAttention(hidden, num_heads, qkv_bias)
+        self.img_norm2 = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.img_mlp = flux_mlp(hidden, m)
+        self.txt_mod = FluxModulation(hidden, True)
+        self.txt_norm1 = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.txt_attn = FluxSelfAttention(hidden, num_heads, qkv_bias)
+        self.txt_norm2 = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.txt_mlp = flux_mlp(hidden, m)
+
+    def forward(self, img, txt, vec, pe):
+        (i_shift1, i_scale1, i_gate1), (i_shift2, i_scale2, i_gate2) = self.img_mod(vec)
+        (t_shift1, t_scale1, t_gate1), (t_shift2, t_scale2, t_gate2) = self.txt_mod(vec)
+        img_modulated = (1 + i_scale1) * self.img_norm1(img) + i_shift1
+        img_q, img_k, img_v = flux_split_qkv(self.img_attn.qkv(img_modulated), self.num_heads)
+        img_q, img_k = self.img_attn.norm(img_q, img_k, img_v)
+        txt_modulated = (1 + t_scale1) * self.txt_norm1(txt) + t_shift1
+        txt_q, txt_k, txt_v = flux_split_qkv(self.txt_attn.qkv(txt_modulated), self.num_heads)
+        txt_q, txt_k = self.txt_attn.norm(txt_q, txt_k, txt_v)
+        q = torch.cat((txt_q, img_q), dim=2)
+        k = torch.cat((txt_k, img_k), dim=2)
+        v = torch.cat((txt_v, img_v), dim=2)
+        attn = flux_attention(q, k, v, pe)
+        txt_attn, img_attn = attn[:, : txt.shape[1]], attn[:, txt.shape[1] :]
+        img = img + i_gate1 * self.img_attn.proj(img_attn)
+        img = img + i_gate2 * self.img_mlp((1 + i_scale2) * self.img_norm2(img) + i_shift2)
+        txt = txt + t_gate1 * self.txt_attn.proj(txt_attn)
+        txt = txt + t_gate2 * self.txt_mlp((1 + t_scale2) * self.txt_norm2(txt) + t_shift2)
+        return img, txt
+
+
+class FluxSingleStreamBlock(torch.nn.Module):
+    def __init__(self, hidden, num_heads, mlp_ratio):
+        super().__init__()
+        self.hidden_size = hidden
+        self.num_heads = num_heads
+        self.mlp_hidden_dim = int(hidden * mlp_ratio)
+        self.linear1 = torch.nn.Linear(hidden, hidden * 3 + self.mlp_hidden_dim)
+        self.linear2 = torch.nn.Linear(hidden + self.mlp_hidden_dim, hidden)
+        self.norm = FluxQKNorm(hidden // num_heads)
+        self.pre_norm = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.mlp_act = torch.nn.GELU(approximate="tanh")
+        self.modulation = FluxModulation(hidden, False)
+
+    def forward(self, x, vec, pe):
+        (shift, scale, gate), _ = self.modulation(vec)
+        x_mod = (1 + scale) * self.pre_norm(x) + shift
+        qkv, mlp = torch.split(self.linear1(x_mod), [3 * self.hidden_size, self.mlp_hidden_dim], dim=-1)
+        q, k, v = flux_split_qkv(qkv, self.num_heads)
+        q, k = self.norm(q, k, v)
+        attn = flux_attention(q, k, v, pe)
+        output = self.linear2(torch.cat((attn, self.mlp_act(mlp)), 2))
+        return x + gate * output
+
+
+class FluxLastLayer(torch.nn.Module):
+    def __init__(self, hidden, out_channels):
+        super().__init__()
+        self.norm_final = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
+        self.linear = torch.nn.Linear(hidden, out_channels, bias=True)
+        self.adaLN_modulation = torch.nn.Sequential(torch.nn.SiLU(), torch.nn.Linear(hidden, 2 * hidden, bias=True))
+
+    def forward(self, x, vec):
+        shift, scale = self.adaLN_modulation(vec).chunk(2, dim=1)
+        x = (1 + scale[:, None, :]) * self.norm_final(x) + shift[:, None, :]
+        return self.linear(x)
+
+
+class Flux(torch.nn.Module):
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+        h = p["hidden_size"]
+        self.pe_embedder = FluxEmbedND(h // p["num_heads"], p["theta"], p["axes_dim"])
+        self.img_in = torch.nn.Linear(p["in_channels"], h, bias=True)
+        self.time_in = FluxMLPEmbedder(256, h)
+        self.vector_in = FluxMLPEmbedder(p["vec_in_dim"], h)
+        self.guidance_in = FluxMLPEmbedder(256, h) if p["guidance_embed"] else torch.nn.Identity()
+        self.txt_in = torch.nn.Linear(p["context_in_dim"], h)
+        self.double_blocks = torch.nn.ModuleList(
+            [FluxDoubleStreamBlock(h, p["num_heads"], p["mlp_ratio"], p["qkv_bias"]) for _ in range(p["depth"])])
+        self.single_blocks = torch.nn.ModuleList(
+            [FluxSingleStreamBlock(h, p["num_heads"], p["mlp_ratio"]) for _ in range(p["depth_single_blocks"])])
+        self.final_layer = FluxLastLayer(h, p["out_channels"])
+
+    def rope(self, img_ids, txt_ids):
+        return self.pe_embedder(torch.cat((txt_ids, img_ids), dim=1))
+
+    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None, pe=None):
+        img = self.img_in(img)
+        vec = self.time_in(flux_timestep_embedding(timesteps, 256))
+        if self.p["guidance_embed"]:
+            vec = vec + self.guidance_in(flux_timestep_embedding(guidance, 256))
+        vec = vec + self.vector_in(y)
+        txt = self.txt_in(txt)
+        if pe is None:
+            pe = self.rope(img_ids, txt_ids)
+        for block in self.double_blocks:
+            img, txt = block(img, txt, vec, pe)
+        img = torch.cat((txt, img), 1)
+        for block in self.single_blocks:
+            img = block(img, vec, pe)
+        img = img[:, txt.shape[1] :, ...]
+        return self.final_layer(img, vec)
+
+
+FLUX_NON_WEIGHTS = {"img", "timesteps", "x0", "target", "txt", "y"}
+
+
+def flux_setup(a, p):
+    """The twin with the TypeScript side's weights (strict: every reference name, nothing else), and the
+    position ids: img_ids (0, row, col) of the packed grid, txt_ids zeros (reference `prepare`)."""
+    model = Flux(p)
+    model.load_state_dict({k: v for k, v in a.items() if k not in FLUX_NON_WEIGHTS}, strict=True)
+    B, gh, gw = p["batch"], p["grid_h"], p["grid_w"]
+    img_ids = torch.zeros(gh, gw, 3)
+    img_ids[..., 1] = img_ids[..., 1] + torch.arange(gh)[:, None]
+    img_ids[..., 2] = img_ids[..., 2] + torch.arange(gw)[None, :]
+    img_ids = img_ids.reshape(1, gh * gw, 3).repeat(B, 1, 1)
+    txt_ids = torch.zeros(B, p["txt_len"], 3)
+    return model, img_ids, txt_ids
+
+
+def flux_fwd(a, p):
+    """One forward (inference) at per-sample timesteps; rope computed inside, as the reference does."""
+    model, img_ids, txt_ids = flux_setup(a, p)
+    img, txt, y, ts = a["img"], a["txt"], a["y"], a["timesteps"]
+
+    def run():
+        with torch.no_grad():
+            return model(img=img, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=ts, y=y)
+
+    def check():
+        out = run()
+        return {"out_norm": fro(out), "out_l1": float(out.double().abs().sum())}
+
+    return run, check
+
+
+def flux_ckpt(a, p):
+    """Euler steps of the reference `denoise` (img + (t_prev - t_curr) * pred) over the schedule the
+    TypeScript side computed, loss MSE(final, target); gradients for x0 and every weight through every
+    step by checkpointed backprop: a no-grad forward keeping each x_k, then a reverse loop that recomputes
+    one step with autograd and takes its vjp w.r.t. (x_k, weights) -- as src/engine/checkpoint.ts."""
+    model, img_ids, txt_ids = flux_setup(a, p)
+    names = [k for k, _ in model.named_parameters()]
+    ps = list(model.parameters())
+    x0, target, txt, y = a["x0"], a["target"], a["txt"], a["y"]
+    schedule = [float(t) for t in p["schedule"]]
+    n = len(schedule) - 1
+    B = x0.shape[0]
+    with torch.no_grad():
+        pe = model.rope(img_ids, txt_ids)  # fixed across steps, like fluxDenoiser's tables
+
+    def step(x, k):
+        t_curr, t_prev = schedule[k], schedule[k + 1]
+        t_vec = torch.full((B,), t_curr, dtype=x.dtype)
+        pred = model(img=x, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=t_vec, y=y, pe=pe)
+        return x + (t_prev - t_curr) * pred
+
+    def run():
+        with torch.no_grad():
+            xs = [x0]
+            for k in range(n):
+                xs.append(step(xs[k], k))
+        xn = xs[n]
+        loss = F.mse_loss(xn, target)
+        g = 2.0 * (xn - target) / xn.numel()
+        acc = [torch.zeros_like(q) for q in ps]
+        for k in range(n - 1, -1, -1):
+            xk = xs[k].detach().requires_grad_(True)
+            with torch.enable_grad():
+                out = step(xk, k)
+                gs = torch.autograd.grad(out, [xk] + ps, g)
+            g = gs[0]
+            for i in range(len(ps)):
+                acc[i] += gs[i + 1]
+        return loss, xn, g, acc
+
+    def check():
+        loss, xn, gx, acc = run()
+        gw = dict(zip(names, acc))
+        last = p["depth_single_blocks"] - 1
+        out = {
+            "loss": float(loss),
+            "final_norm": fro(xn),
+            "grad_x0": fro(gx),
+            "grad_all_weights": math.sqrt(sum(fro(t) ** 2 for t in acc)),
+        }
+        for k in ["img_in.weight", "time_in.in_layer.weight", "double_blocks.0.img_attn.qkv.weight",
+                  "double_blocks.0.txt_mod.lin.weight", f"single_blocks.{last}.linear1.weight",
+                  "final_layer.linear.weight"]:
+            out["grad_" + k] = fro(gw[k])
+        return out
+
+    return run, check
+
+
+WORKLOADS = {"sgemm-1024": sgemm, "block-fwd-bwd": block, "euler8-ckpt": euler_ckpt,
+             "flux-small-fwd": flux_fwd, "flux-small-ckpt4": flux_ckpt}
 
 
 # ------------------------------------------------------------------ memory

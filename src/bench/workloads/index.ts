@@ -4,9 +4,13 @@ import type { Workload } from '../types.js';
 import { sgemm1024 } from './sgemm-1024.js';
 import { blockFwdBwd } from './block-fwd-bwd.js';
 import { euler8Ckpt } from './euler8-ckpt.js';
+import { fluxSmallFwd } from './flux-small-fwd.js';
+import { fluxSmallCkpt4 } from './flux-small-ckpt4.js';
 
 export const workloads: Workload[] = [
   sgemm1024,
   blockFwdBwd,
   euler8Ckpt,
+  fluxSmallFwd,
+  fluxSmallCkpt4,
 ];
