@@ -1,0 +1,66 @@
+// mce erase as a user runs it: one-line errors (unknown concepts get suggestions), and a very
+// short end-to-end run on the shipped flux-emoji (when the bundle is there) whose masks fold into
+// the shipped BF16 transformer with apply-masks.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCli } from '../cli/run.js';
+import { loadMasks } from '../../src/erase/mce/maskfile.js';
+import { decodePng } from '../../src/io/png.js';
+
+const SHIPPED = fileURLToPath(new URL('../../models/flux-emoji/manifest.json', import.meta.url));
+const TRANSFORMER = fileURLToPath(new URL('../../models/flux-emoji/transformer.safetensors', import.meta.url));
+
+test('erase: bad flags and unknown concepts fail with one line and the right exit code', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['erase', '--out', '/tmp/x'], 2, /^mce erase: --concept NAME is required/],
+    [['erase', '--concept', 'kitchen knife'], 2, /^mce erase: --out DIR is required/],
+    [['erase', '--concept', 'kitchen knif', '--out', '/tmp/mce-never'], 1, /^mce: unknown concept "kitchen knif"; did you mean "kitchen knife"/],
+    [['erase', '--concept', 'dagger,vampyre', '--out', '/tmp/mce-never'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],
+    [['erase', '--concept', 'dagger', '--target', 'edit', '--out', '/tmp/mce-never'], 2, /not implemented yet/],
+    [['erase', '--concept', 'dagger', '--target', 'blank', '--out', '/tmp/mce-never'], 2, /--target must be one of neutral, empty, edit/],
+    [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
+    [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
+    [['erase', '--concept', 'dagger', '--beta=-1', '--out', '/tmp/mce-never'], 2, /--beta must be in/],
+  ];
+  const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
+  runs.forEach((r, i) => {
+    const [argv, code, re] = cases[i]!;
+    assert.equal(r.code, code, `${argv.join(' ')}: exit ${r.code}, stderr ${r.err}`);
+    assert.match(r.err, re, argv.join(' '));
+    assert.equal(r.err.trim().split('\n').length, 1, `more than one line: ${r.err}`);
+  });
+  assert.ok(!existsSync('/tmp/mce-never'));
+});
+
+test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks on the shipped BF16 weights', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mce-erase-'));
+  try {
+    const out = join(dir, 'run');
+    const r = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png']) assert.ok(existsSync(join(out, f)), f);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] } };
+    assert.equal(summary.loss.curve.length, 2);
+    assert.equal(summary.trajectoryDivergence.erase.length, 3);
+    assert.equal(summary.trajectoryDivergence.erase[0], 0, 'same initial noise');
+    const m = await loadMasks(join(out, 'masks.safetensors'));
+    assert.ok(Object.keys(m.keep).length > 0 && Object.keys(m.logits).length === Object.keys(m.keep).length);
+    const png = decodePng(readFileSync(join(out, 'grid.png')));
+    assert.ok(png.width > 0 && png.height > png.width);
+    assert.match(readFileSync(join(out, 'sparsity.txt'), 'utf8'), /group ffn/);
+    // Rerunning the same command resumes (already complete).
+    const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--out', out]);
+    assert.equal(again.code, 0, again.err);
+    assert.match(again.err, /already complete/);
+    const folded = join(dir, 'folded.safetensors');
+    const a = await runCli(['apply-masks', '--weights', TRANSFORMER, '--masks', join(out, 'masks.safetensors'), '--out', folded]);
+    assert.equal(a.code, 0, a.err);
+    assert.ok(existsSync(folded));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
