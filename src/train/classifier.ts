@@ -17,7 +17,7 @@ import { currentBackend } from '../engine/backend.js';
 import { Rng, mixSeed } from '../engine/rng.js';
 import { backboneMacs, type BackboneConfig, type Weights } from '../models/classifier/backbone.js';
 import {
-  classifierForward, classifierSpecs, initClassifier, saveClassifier, topK, type ClassifierConfig,
+  classifierForward, classifierSpecs, initClassifier, saveClassifier, styleForward, topK, type ClassifierConfig,
 } from '../models/classifier/classifier.js';
 import type { FloatDtype } from '../io/dtypes.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
@@ -64,6 +64,26 @@ export interface ClassifierTrainConfig {
     evalEvery: number;
   };
   augment?: Partial<AugmentConfig>;
+  /**
+   * A dedicated style network, trained after the concept stage (skipped in held-out-vendor runs,
+   * where style is undefined). Without it the style head shares the concept features.
+   */
+  style?: {
+    backbone: BackboneConfig;
+    train: {
+      steps: number;
+      batch: number;
+      lr: number;
+      warmup: number;
+      weightDecay: number;
+      labelSmoothing: number;
+      maxGradNorm: number;
+      seed: number;
+      checkpointEvery: number;
+      evalEvery: number;
+    };
+    augment?: Partial<AugmentConfig>;
+  };
   /** limit: evaluate on about this many records only (every k-th; tests); default all. */
   eval: { seed: number; views: number; batch: number; quickImages: number; limit?: number };
   dtype: FloatDtype;
@@ -84,6 +104,14 @@ export function validateClassifierConfig(c: ClassifierTrainConfig, where: string
     if (!Number.isInteger(c.train[k]) || c.train[k] < 0) fail(`train.${k} must be a non-negative integer`);
   }
   resolveAugment(c.augment, `${where}: augment`);
+  if (c.style !== undefined) {
+    if (!c.style.backbone || !c.style.train) fail('"style" needs "backbone" and "train"');
+    if (c.style.backbone.size !== c.dataset.size) fail('style.backbone.size must equal dataset.size');
+    for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
+      if (!Number.isInteger(c.style.train[k]) || c.style.train[k] < 0) fail(`style.train.${k} must be a non-negative integer`);
+    }
+    resolveAugment(c.style.augment, `${where}: style.augment`);
+  }
 }
 
 export interface ClassifierRunOptions {
@@ -205,6 +233,13 @@ export function evaluateRecords(
   return { images: n, top1: n ? t1 / n : 0, top5: n ? t5 / n : 0, style: n ? st / n : 0, hits, styleHits };
 }
 
+/** About `n` evenly spaced items of a list (all of it when shorter). */
+function thinTo<T>(list: readonly T[], n: number): T[] {
+  if (list.length <= n) return [...list];
+  const k = Math.ceil(list.length / n);
+  return list.filter((_, i) => i % k === 0);
+}
+
 function pick(r: AccuracyReport & { hits?: unknown; styleHits?: unknown }): AccuracyReport {
   return { images: r.images, top1: round(r.top1), top5: round(r.top5), style: round(r.style) };
 }
@@ -223,7 +258,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     onProgress: (d, n) => { if (d === n || d % 1024 === 0) log(`rendering dataset: ${d}/${n}`); },
   });
-  const modelCfg: ClassifierConfig = { backbone: cfg.backbone, concepts: [...ds.concepts], styles: [...ds.vendors] };
+  let modelCfg: ClassifierConfig = { backbone: cfg.backbone, concepts: [...ds.concepts], styles: [...ds.vendors] };
   const splits = classifierSplits(ds, cfg.holdoutVendor, cfg.styleHoldout);
   const masks: Uint8Array[] = [];
   for (let i = 0; i < ds.n; i++) masks.push(backgroundMask(ds.image(i), ds.size));
@@ -297,15 +332,90 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     tf.dispose(Object.values(params));
     return { step: result.step, total: t.steps, complete: false };
   }
+  optimizer.dispose();
+  let trainingSeconds = result.elapsedSeconds;
+  let styleStage: { steps: number; seconds: number } | null = null;
+
+  // The dedicated style network (shipped model): trained after the concept stage, on the same
+  // records, without the style-held-out concepts.
+  if (cfg.style && cfg.holdoutVendor === null) {
+    const st = cfg.style;
+    const sAug = resolveAugment(st.augment);
+    const sCfg: ClassifierConfig = { ...modelCfg, styleBackbone: st.backbone };
+    const sInit = initClassifier(sCfg, st.train.seed);
+    const sParams: Params = {};
+    for (const [name, shape] of classifierSpecs(sCfg)) {
+      if (name.startsWith('style.') || name.startsWith('style_head.')) sParams[name] = tf.variable(tf.tensor(sInit[name]!.data, shape, 'float32'), true, `clfstyle/${name}`);
+    }
+    const sOpt = new AdamW(sParams, {
+      lr: st.train.lr,
+      weightDecay: st.train.weightDecay,
+      maxGradNorm: st.train.maxGradNorm,
+      schedule: warmupCosineSchedule(st.train.warmup, st.train.steps),
+      groups: [{ name: 'no-decay', match: /(norm\.(weight|bias)|\.bias)$/, weightDecay: 0 }],
+    });
+    const styleTrain = splits.train.filter((r) => !splits.styleHeld[ds.conceptIndex[r]!]);
+    const left = opts.maxSteps !== undefined ? Math.max(0, opts.maxSteps - t.steps) : st.train.steps;
+    const sTotal = Math.min(st.train.steps, left);
+    const quickStyle = thinTo(splits.train, cfg.eval.quickImages);
+    const heldStyle = thinTo(splits.train.filter((r) => splits.styleHeld[ds.conceptIndex[r]!]), cfg.eval.quickImages);
+    const sResult = await train<Batch>({
+      params: sParams,
+      optimizer: sOpt,
+      steps: sTotal,
+      seed: st.train.seed,
+      dir: join(cfg.run, 'style'),
+      checkpointEvery: st.train.checkpointEvery,
+      keepCheckpoints: 2,
+      config: { kind: 'classifier-style', dataset: { ...cfg.dataset, hash: ds.hash }, styleHoldout: cfg.styleHoldout, backbone: st.backbone, train: st.train, augment: sAug, styles: ns },
+      batchFn: (ctx) => {
+        const { indices } = epochBatch(styleTrain.length, st.train.batch, st.train.seed, ctx.index);
+        const recs = indices.map((i) => styleTrain[i]!);
+        const x = new Float32Array(recs.length * s * s * 3);
+        recs.forEach((r, k) => augmentInto(ds.image(r), masks[r]!, s, sAug, new Rng(mixSeed(st.train.seed, 0x73747965, ctx.index, k)), x, k * s * s * 3));
+        return {
+          x: tf.tensor4d(x, [recs.length, s, s, 3]),
+          concept: tf.tensor1d(recs.map((r) => ds.conceptIndex[r]!), 'int32'),
+          style: tf.tensor1d(recs.map((r) => ds.vendorIndex[r]!), 'int32'),
+          styleMask: tf.ones([recs.length]),
+        };
+      },
+      lossFn: (p, b) => {
+        const ls = st.train.labelSmoothing;
+        const target = tf.add(tf.mul(tf.oneHot(b.style, ns).toFloat(), 1 - ls), ls / ns);
+        return tf.neg(tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(styleForward(st.backbone, p, b.x))), 1))) as tf.Scalar;
+      },
+      evalEvery: st.train.evalEvery,
+      onEval: ({ step, params: p, progress }) => {
+        if (step === st.train.steps) return;
+        const all = { ...params, ...p };
+        const a = evaluateRecords(sCfg, all, ds, masks, quickStyle, sAug, cfg.eval.seed, 1, cfg.eval.batch);
+        const h = evaluateRecords(sCfg, all, ds, masks, heldStyle, sAug, cfg.eval.seed, 1, cfg.eval.batch);
+        progress.log(`${cfg.name} style eval @${step}: augmented views ${(100 * a.style).toFixed(1)}%, held-out concepts ${(100 * h.style).toFixed(1)}%`);
+      },
+      progress: opts.progress === false ? false : { label: `${cfg.name}/style` },
+    });
+    sOpt.dispose();
+    if (sResult.step < st.train.steps) {
+      log(`${cfg.name}: style stage stopped at step ${sResult.step}/${st.train.steps}; run the same command again to continue`);
+      tf.dispose([...Object.values(params), ...Object.values(sParams)]);
+      return { step: t.steps + sResult.step, total: t.steps + st.train.steps, complete: false };
+    }
+    // The combined model: concept backbone and head, the style network and its head.
+    params['style_head.weight']!.dispose();
+    params['style_head.bias']!.dispose();
+    delete params['style_head.weight'];
+    delete params['style_head.bias'];
+    Object.assign(params, sParams);
+    modelCfg = sCfg;
+    trainingSeconds += sResult.elapsedSeconds;
+    styleStage = { steps: st.train.steps, seconds: Math.round(sResult.elapsedSeconds) };
+  }
 
   // Full evaluation.
   log(`${cfg.name}: evaluating`);
   const t0 = Date.now();
-  const thin = (idx: number[]): number[] => {
-    if (!cfg.eval.limit || idx.length <= cfg.eval.limit) return idx;
-    const k = Math.ceil(idx.length / cfg.eval.limit);
-    return idx.filter((_, i) => i % k === 0);
-  };
+  const thin = (idx: number[]): number[] => (cfg.eval.limit ? thinTo(idx, cfg.eval.limit) : idx);
   const ev = (idx: readonly number[], seed: number | null) => evaluateRecords(modelCfg, params, ds, masks, idx, aug, seed, cfg.eval.views, cfg.eval.batch);
   const evalTrain = thin(splits.train);
   const clean = ev(evalTrain, null);
@@ -320,7 +430,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
       concepts: splits.styleHeld.filter(Boolean).length,
       clean: round(styleHeldClean.style),
       augmented: round(styleHeldAug.style),
-      note: 'style accuracy on concepts whose images the style head never saw',
+      note: 'style accuracy on concepts whose images the style network never saw',
     },
   };
   if (cfg.holdoutVendor) {
@@ -359,7 +469,8 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   const command = trainCommand('classifier', opts.configPath ?? '<config>');
   const training = {
     steps: t.steps,
-    seconds: Math.round(result.elapsedSeconds),
+    seconds: Math.round(trainingSeconds),
+    ...(styleStage ? { conceptStage: { steps: t.steps, seconds: Math.round(result.elapsedSeconds) }, styleStage } : {}),
     machine: `${machine.cpu} x${machine.cores}`,
     cores: machine.cores,
     cpu: machine.cpu,
@@ -386,7 +497,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     out = {
       name: cfg.name,
       kind: 'classifier',
-      description: 'emoji-world concept classifier (all catalogue concepts) with a style (vendor) head on the same backbone; trained on real renders only, never on generated images. Its pooled backbone features are the feature space of "FID/KID (emoji classifier features)".',
+      description: `emoji-world concept classifier (all catalogue concepts) and style (vendor) classifier${modelCfg.styleBackbone ? ' (a separate small network in the same file)' : ' (a second head on the same backbone)'}; trained on real renders only, never on generated images. The concept backbone's pooled features are the feature space of "FID/KID (emoji classifier features)".`,
       file: 'model.safetensors',
       sha256: sha256File(weightsPath),
       bytes: fileBytes(weightsPath),
@@ -410,7 +521,6 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     await writeJson(cfg.report!, out);
     log(`${cfg.name}: wrote ${cfg.report}`);
   }
-  optimizer.dispose();
   tf.dispose(Object.values(params));
   return out;
 }

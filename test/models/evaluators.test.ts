@@ -195,3 +195,24 @@ test('CLIP towers: unit-norm embeddings of the right width; save/load round trip
   clip.dispose();
   await assert.rejects(EmojiClip.load(join(dir, 'clf.safetensors')), /not an emoji CLIP model/);
 });
+
+test('classifier with a separate style network: style logits from it; save/load keeps it', async () => {
+  const cfg: ClassifierConfig = { ...clfCfg, styleBackbone: { size: 16, widths: [8, 8], depths: [0, 1], groups: 4 } };
+  const names = classifierSpecs(cfg).map(([n]) => n);
+  assert.ok(names.includes('style.stem.weight'));
+  assert.deepEqual(classifierSpecs(cfg).find(([n]) => n === 'style_head.weight')![1], [8, 3]);
+  const init = initClassifier(cfg, 4);
+  const p = tensors(init);
+  const x = tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 5);
+  const o = classifierForward(cfg, p, x);
+  assert.deepEqual(o.styleLogits.shape, [2, 3]);
+  assert.deepEqual(o.features.shape, [2, 16]);
+  const path = join(dir, 'clf-style.safetensors');
+  await saveClassifier(path, cfg, init, 'F32');
+  const clf = await Classifier.load(path);
+  assert.deepEqual(clf.config.styleBackbone, cfg.styleBackbone);
+  const got = clf.forward(x);
+  assert.ok(tf.max(tf.abs(tf.sub(o.styleLogits, got.styleLogits))).dataSync()[0]! < 1e-5);
+  tf.dispose([x, o.features, o.conceptLogits, o.styleLogits, got.features, got.conceptLogits, got.styleLogits, ...Object.values(p)]);
+  clf.dispose();
+});

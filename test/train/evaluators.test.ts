@@ -37,6 +37,11 @@ function classifierConfig(over: Partial<ClassifierTrainConfig> = {}): Classifier
       featureDropout: 0.1, maxGradNorm: 2, seed: 1, checkpointEvery: 1, evalEvery: 2,
     },
     augment: {},
+    style: {
+      backbone: { size: 16, widths: [8, 8], depths: [0, 1], groups: 4 },
+      train: { steps: 3, batch: 6, lr: 0.003, warmup: 1, weightDecay: 0.01, labelSmoothing: 0.05, maxGradNorm: 2, seed: 2, checkpointEvery: 1, evalEvery: 2 },
+      augment: { saturation: 0.1 },
+    },
     eval: { seed: 77, views: 1, batch: 32, quickImages: 6 },
     dtype: 'F16',
     ...over,
@@ -52,6 +57,10 @@ test('classifier trainer: stops at --max-steps, resumes, and writes weights with
   assert.deepEqual(first, { step: 2, total: 4, complete: false });
   assert.ok(readdirSync(cfg.run).some((f) => f.startsWith('ckpt-00000002')));
   assert.ok(!existsSync(join(cfg.out!, 'manifest.json')));
+  // --max-steps counts both stages: 4 concept steps, then 1 of the 3 style steps.
+  const second = await trainClassifier(cfg, { maxSteps: 5, progress: false, log, cacheDir, configPath: 'tiny.json' });
+  assert.deepEqual(second, { step: 5, total: 7, complete: false });
+  assert.ok(readdirSync(join(cfg.run, 'style')).some((f) => f.startsWith('ckpt-00000001')));
   logs.length = 0;
   const m = await trainClassifier(cfg, { progress: true, log, cacheDir, configPath: 'tiny.json' }) as Record<string, any>;
   const weights = join(cfg.out!, 'model.safetensors');
@@ -62,6 +71,8 @@ test('classifier trainer: stops at --max-steps, resumes, and writes weights with
   assert.match(manifest.dataset.hash, /^[0-9a-f]{64}$/);
   assert.equal(manifest.dataset.records, 18);
   assert.equal(manifest.training.steps, 4);
+  assert.equal(manifest.training.styleStage.steps, 3);
+  assert.match(manifest.description, /separate small network/);
   assert.ok(manifest.training.cores >= 1 && typeof manifest.training.cpu === 'string');
   assert.ok(manifest.training.seconds >= 0);
   for (const k of ['realRenders', 'augmentedViews', 'styleOnHeldOutConcepts', 'erasureTargets']) assert.ok(k in manifest.quality, k);
@@ -72,6 +83,7 @@ test('classifier trainer: stops at --max-steps, resumes, and writes weights with
   const clf = await Classifier.load(weights);
   assert.deepEqual([...clf.config.concepts].sort(), [...CONCEPTS].sort());
   assert.deepEqual(clf.config.styles, ['noto', 'fluent', 'twemoji']);
+  assert.deepEqual(clf.config.styleBackbone, cfg.style!.backbone);
   clf.dispose();
 });
 
@@ -86,6 +98,7 @@ test('classifier trainer: a held-out-vendor run trains without that vendor and w
   assert.deepEqual(r.quality.heldOutVendor.trainedOn, ['noto', 'fluent']);
   assert.equal(r.quality.heldOutVendor.clean.images, 6);
   assert.equal(r.quality.realRenders.images, 12);
+  assert.equal(r.training.styleStage, undefined, 'no style stage without the held-out vendor');
   // A shipped model's manifest embeds the held-out-vendor reports it names.
   const cfg2 = classifierConfig({ heldOutVendorReports: [report] });
   const m = await trainClassifier(cfg2, { progress: false, log, cacheDir, configPath: 'tiny.json' }) as Record<string, any>;

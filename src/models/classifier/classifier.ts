@@ -1,13 +1,15 @@
-// The emoji-world concept and style classifier: one backbone (backbone.ts), two linear heads.
+// The emoji-world concept and style classifier, one weights file:
 //
 //   features = backbone(x)                       [B, F]: the feature space of FID/KID ("emoji
 //                                                classifier features")
 //   concept logits = features @ concept_head     [B, #concepts] (the whole catalogue)
-//   style logits   = features @ style_head       [B, #styles]  (the vendors)
+//   style logits   = style_features @ style_head [B, #styles]  (the vendors)
 //
-// The style classifier shares the concept classifier's backbone (a second head): the vendors
-// differ in line, shading and palette, which the same features see, and one forward pass gives
-// both answers. Weights are stored as safetensors; the labels and the architecture travel in the
+// The style head sits either on the same features (style_features = features) or, when the config
+// has a `styleBackbone`, on a second, smaller backbone of its own (parameters 'style.*'). The shipped
+// model uses its own: the concept head is trained to give the three vendors' drawings of a concept
+// the same answer, which pushes vendor information out of the shared features, so a style head on
+// them stays weak. Weights are stored as safetensors; the labels and the architecture travel in the
 // file's metadata, so a weights file is self-describing.
 import { tf, type Tensor } from '../../engine/tf.js';
 import { loadFloat32, writeSafetensors, type WriteTensor } from '../../io/safetensors.js';
@@ -18,6 +20,8 @@ export const CLASSIFIER_FORMAT = 'mce-emoji-classifier/1';
 
 export interface ClassifierConfig {
   backbone: BackboneConfig;
+  /** A separate backbone for the style head (absent: the style head uses the concept features). */
+  styleBackbone?: BackboneConfig;
   /** Concept names; concept logit i is concepts[i]. */
   concepts: string[];
   /** Style (vendor) names; style logit i is styles[i]. */
@@ -27,11 +31,13 @@ export interface ClassifierConfig {
 /** Parameter names and shapes, in a fixed order. */
 export function classifierSpecs(cfg: ClassifierConfig): [string, number[]][] {
   const f = featureDim(cfg.backbone);
+  const fs = cfg.styleBackbone ? featureDim(cfg.styleBackbone) : f;
   return [
     ...backboneSpecs(cfg.backbone),
     ['concept_head.weight', [f, cfg.concepts.length]],
     ['concept_head.bias', [cfg.concepts.length]],
-    ['style_head.weight', [f, cfg.styles.length]],
+    ...(cfg.styleBackbone ? backboneSpecs(cfg.styleBackbone, 'style.') : []),
+    ['style_head.weight', [fs, cfg.styles.length]],
     ['style_head.bias', [cfg.styles.length]],
   ];
 }
@@ -39,9 +45,10 @@ export function classifierSpecs(cfg: ClassifierConfig): [string, number[]][] {
 /** Seeded initial parameters (host arrays). */
 export function initClassifier(cfg: ClassifierConfig, seed: number): Record<string, { shape: number[]; data: Float32Array }> {
   const out = initBackbone(cfg.backbone, seed);
-  const f = featureDim(cfg.backbone);
+  if (cfg.styleBackbone) Object.assign(out, initBackbone(cfg.styleBackbone, seed + 1, 'style.'));
   // Small heads: logits start near uniform.
   const head = (name: string, k: number, s: number): void => {
+    const f = name === 'style_head' && cfg.styleBackbone ? featureDim(cfg.styleBackbone) : featureDim(cfg.backbone);
     const data = new Float32Array(f * k);
     let x = (seed ^ s) >>> 0;
     for (let i = 0; i < data.length; i++) {
@@ -69,8 +76,16 @@ export function classifierForward(cfg: ClassifierConfig, p: Weights, x: Tensor, 
     let f = features;
     if (featureDropout && featureDropout.rate > 0) f = tf.dropout(f, featureDropout.rate, undefined, featureDropout.seed);
     const conceptLogits = tf.add(tf.matMul(f, p['concept_head.weight']!), p['concept_head.bias']!);
-    const styleLogits = tf.add(tf.matMul(f, p['style_head.weight']!), p['style_head.bias']!);
+    const styleLogits = cfg.styleBackbone ? styleForward(cfg.styleBackbone, p, x) : tf.add(tf.matMul(f, p['style_head.weight']!), p['style_head.bias']!);
     return { features, conceptLogits, styleLogits };
+  });
+}
+
+/** Style logits of a separate style backbone ('style.*' parameters and style_head). */
+export function styleForward(styleBackbone: BackboneConfig, p: Weights, x: Tensor): Tensor {
+  return tf.tidy(() => {
+    const f = backboneForward(styleBackbone, p, x, 'style.');
+    return tf.add(tf.matMul(f, p['style_head.weight']!), p['style_head.bias']!);
   });
 }
 
@@ -105,7 +120,9 @@ export class Classifier {
         concepts: JSON.parse(metadata['concepts']!) as string[],
         styles: JSON.parse(metadata['styles']!) as string[],
       };
+      if (metadata['styleBackbone']) config.styleBackbone = JSON.parse(metadata['styleBackbone']) as BackboneConfig;
       validateBackbone(config.backbone);
+      if (config.styleBackbone) validateBackbone(config.styleBackbone);
     } catch (e) {
       throw new Error(`${path}: bad classifier metadata (${(e as Error).message.split('\n')[0]})`);
     }
@@ -224,6 +241,7 @@ export async function saveClassifier(
     ...extraMetadata,
     format: CLASSIFIER_FORMAT,
     backbone: JSON.stringify(cfg.backbone),
+    ...(cfg.styleBackbone ? { styleBackbone: JSON.stringify(cfg.styleBackbone) } : {}),
     concepts: JSON.stringify(cfg.concepts),
     styles: JSON.stringify(cfg.styles),
   });
