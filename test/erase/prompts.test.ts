@@ -1,0 +1,41 @@
+// MCE prompt sets from emoji-world: train split only, neutral replacement, neighbours always in
+// the preserve set, no target member among the preserve prompts, several targets interleaved.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { captions } from '../../src/world/captions.js';
+import { erasureTarget } from '../../src/world/targets.js';
+import { VENDORS } from '../../src/world/vendors.js';
+import { barePhrase, buildPromptSets } from '../../src/erase/mce/prompts.js';
+
+test('erase prompts come from the train split and map to the neutral phrase', () => {
+  const s = buildPromptSets(['kitchen knife'], { erasePerTarget: 10, preserve: 20, seed: 1 });
+  const held = new Set([null, ...VENDORS].flatMap((v) => captions('kitchen knife', v, 'heldout')));
+  const train = new Set([null, ...VENDORS].flatMap((v) => captions('kitchen knife', v, 'train')));
+  assert.equal(s.erase.length, 10);
+  for (const p of s.erase) {
+    assert.ok(train.has(p.prompt) && !held.has(p.prompt), p.prompt);
+    assert.match(p.neutral, /spoon/);
+    assert.doesNotMatch(p.neutral, /knife/);
+  }
+  // Neighbours first, all of them while there is room; no member or neutral concept in preserve.
+  const t = erasureTarget('kitchen knife');
+  assert.deepEqual(s.neighbours, t.neighbours.slice(0, 20));
+  assert.equal(s.preserve.length, 20);
+  for (const p of s.preserve) assert.doesNotMatch(p, /kitchen knife|spoon/);
+  // Deterministic for a seed, different for another.
+  assert.deepEqual(buildPromptSets(['kitchen knife'], { erasePerTarget: 10, preserve: 20, seed: 1 }), s);
+  assert.notDeepEqual(buildPromptSets(['kitchen knife'], { erasePerTarget: 10, preserve: 20, seed: 2 }).erase, s.erase);
+});
+
+test('neutral override, styles, several targets', () => {
+  const o = buildPromptSets(['dagger'], { erasePerTarget: 4, neutral: 'a feather' });
+  for (const p of o.erase) assert.match(p.neutral, /feather/);
+  assert.equal(barePhrase('an apple'), 'apple');
+  const st = buildPromptSets(['twemoji style'], { erasePerTarget: 5, preserve: 6 });
+  for (const p of st.erase) assert.doesNotMatch(p.neutral, /twemoji|twitter/i);
+  for (const p of st.preserve) assert.doesNotMatch(p, /twemoji|twitter/i);
+  const multi = buildPromptSets(['kitchen knife', 'vampire', 'twemoji style'], { erasePerTarget: 3, preserve: 30 });
+  assert.deepEqual(multi.erase.map((e) => e.target), ['kitchen knife', 'vampire', 'twemoji style', 'kitchen knife', 'vampire', 'twemoji style', 'kitchen knife', 'vampire', 'twemoji style']);
+  for (const p of multi.preserve) assert.doesNotMatch(p, /kitchen knife|vampire|dracula|twemoji/i);
+  assert.throws(() => buildPromptSets(['vampyre']), /did you mean "vampire"/);
+});
