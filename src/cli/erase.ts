@@ -36,6 +36,7 @@ export const eraseCommand: Command = {
     sparsity: { type: 'number', help: 'weight of an L1 sparsity term on sigmoid(logits) (0 = off, as the reference)', default: 0 },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
+    'val-every': { type: 'number', help: 'every K iterations write val-STEP.png: original | continuous masks | binary masks on erase and preserve prompts (0 = off)', default: 20 },
   },
   async run(args, flags) {
     if (args.length) throw new UsageError(`mce erase: unexpected argument '${args[0]}' (the concept goes in --concept)`);
@@ -66,6 +67,7 @@ export const eraseCommand: Command = {
     const batch = int('batch', 1, 64)!;
     const noises = int('noises', 1, 64)!;
     const nPrompts = int('prompts', 1, 1000)!;
+    const valEvery = int('val-every', 0, 1000000)!;
     const beta = num('beta', 0, 1e6);
     const sparsityW = num('sparsity', 0, 1e6);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100) };
@@ -123,14 +125,43 @@ export const eraseCommand: Command = {
     }
     const log = (s: string): void => void process.stderr.write(s + '\n');
     log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts, ${nSteps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
+    // Validation grids: a fixed noise per prompt; rows = 2 erase + 2 preserve prompts.
+    const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];
+    const valCache = new obj.PromptCache(emodel);
+    const upscale = (img: import('../generate/flux-emoji.js').RgbImage, f: number): import('../generate/flux-emoji.js').RgbImage => {
+      const W = img.width * f;
+      const H = img.height * f;
+      const data = new Uint8Array(W * H * 3);
+      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+        const src = ((Math.floor(y / f) * img.width) + Math.floor(x / f)) * 3;
+        data.set(img.data.subarray(src, src + 3), (y * W + x) * 3);
+      }
+      return { width: W, height: H, data };
+    };
+    const scale = Math.max(1, Math.floor(128 / m.image_size));
+    const onEval = async ({ step, logits }: { step: number; logits: Record<string, import('../engine/tf.js').tf.Variable> }): Promise<void> => {
+      if (!valEvery || (step % valEvery !== 0 && step !== iters)) return;
+      const noise = tf.concat(valPrompts.map((_, i) => obj.packedNoise(emodel, obj.noiseSeed(seed + 104729, i))), 0);
+      const cols: import('../generate/flux-emoji.js').RgbImage[][] = [];
+      for (const mode of [null, 'continuous', 'binary'] as const) {
+        const masks = mode ? masksMod.fluxMasksFrom(logits, mode, 0) : undefined;
+        const r = obj.sampleFinal(emodel, valCache, valPrompts, noise, sampler, masks);
+        cols.push(gen.decodePacked(model, r.final).map((im) => upscale(im, scale)));
+        tf.dispose([r.final, ...Object.values(masks ?? {})]);
+      }
+      noise.dispose();
+      const g = gen.imageGrid(valPrompts.map((_, i) => cols.map((c) => c[i]!)));
+      await writePng(join(out, `val-${String(step).padStart(5, '0')}.png`), { width: g.width, height: g.height, channels: 3, data: g.data });
+    };
     let peak = process.memoryUsage().rss;
     const memTimer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 500);
     const t0 = performance.now();
     let res;
     try {
-      res = await mce.trainMce(emodel, sets, settings, { dir: join(out, 'checkpoints'), checkpointEvery: 10, log, evalEvery: 10 });
+      res = await mce.trainMce(emodel, sets, settings, { dir: join(out, 'checkpoints'), checkpointEvery: 10, log, evalEvery: valEvery ? Math.min(10, valEvery) : 10, onEval });
     } finally {
       clearInterval(memTimer);
+      valCache.dispose();
     }
     const trainSeconds = (performance.now() - t0) / 1000;
     const rep = masksMod.sparsityReport(res.binary);
@@ -166,7 +197,7 @@ export const eraseCommand: Command = {
       if (flags['no-grid'] !== true) {
         const ia = gen.decodePacked(model, a.final);
         const ib = gen.decodePacked(model, b.final);
-        prompts.slice(0, 3).forEach((_, i) => gridRows.push([ia[i]!, ib[i]!]));
+        prompts.slice(0, 3).forEach((_, i) => gridRows.push([upscale(ia[i]!, scale), upscale(ib[i]!, scale)]));
       }
       tf.dispose([noise, ...a.xs!, ...a.x0Preds!, ...b.xs!, ...b.x0Preds!]);
     }
@@ -190,6 +221,7 @@ export const eraseCommand: Command = {
       sparsity: { groups: rep.groups, total: rep.total },
       trajectoryDivergence: { note: 'mean |x_t(original) - x_t(erased, binary masks)| at every state x_0..x_N, same noise', ...divergence },
       grid: gridRows.length ? { file: 'grid.png', columns: ['original', 'erased (binary masks)'], rows } : null,
+      validation: valEvery ? { files: 'val-STEP.png', every: valEvery, columns: ['original', 'continuous masks', 'binary masks'], rows: valPrompts } : null,
       metrics: 'before/after detection, CLIP and SSIM are not computed by this command yet',
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
