@@ -82,7 +82,9 @@ test('groups and reference learning rates (heads frozen)', () => {
   assert.equal(groupOf('single_blocks.1.heads'), 'heads');
   assert.equal(groupOf('single_blocks.1.mlp'), 'single_mlp');
   assert.throws(() => groupOf('double_blocks.0.img_mod'));
-  assert.deepEqual(DEFAULT_GROUP_LR, { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0 });
+  assert.deepEqual(DEFAULT_GROUP_LR, { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0, attn_linear: 0.5 });
+  assert.equal(groupOf('mid_block.attentions.0.transformer_blocks.0.ff.hidden'), 'ffn');
+  assert.equal(groupOf('mid_block.attentions.0.transformer_blocks.0.attn2.to_k'), 'attn_linear');
   const g = optimizerGroups({ heads: 0.1 });
   assert.equal(g.find((x) => x.name === 'heads')!.lr, 0.1);
   assert.equal(g.find((x) => x.name === 'ffn')!.lr, 0.5);

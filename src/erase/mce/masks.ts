@@ -17,11 +17,15 @@ import {
   HARD_CONCRETE_DEFAULTS, deterministicMask, hardConcrete, type HardConcreteParams, type MaskMode,
 } from './hardconcrete.js';
 
-export type MaskGroup = 'ffn' | 'txt_mod' | 'heads' | 'single_mlp';
-export const MASK_GROUPS: readonly MaskGroup[] = ['ffn', 'txt_mod', 'heads', 'single_mlp'];
+export type MaskGroup = 'ffn' | 'txt_mod' | 'heads' | 'single_mlp' | 'attn_linear';
+export const MASK_GROUPS: readonly MaskGroup[] = ['ffn', 'txt_mod', 'heads', 'single_mlp', 'attn_linear'];
 
-/** Reference learning rates per group (flux.yaml: attn 0, ff 0.5, norm 0.5; single blocks unmasked). */
-export const DEFAULT_GROUP_LR: Readonly<Record<MaskGroup, number>> = Object.freeze({ ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0 });
+/**
+ * Reference learning rates per group (flux.yaml: attn 0, ff 0.5, norm 0.5; single blocks unmasked).
+ * attn_linear is the UNet's per-unit to_q/to_k/to_v/to_out outputs (the reference's SD LinearLayerHooker
+ * masks every attention and FFN linear output with one rate).
+ */
+export const DEFAULT_GROUP_LR: Readonly<Record<MaskGroup, number>> = Object.freeze({ ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0, attn_linear: 0.5 });
 
 /** The reference initial logit: the hard-concrete mask is >= 0.9896 for every noise draw (1 once binarised). */
 export const DEFAULT_INIT_LOGIT = 3;
@@ -40,10 +44,11 @@ export function groupOfKind(kind: FluxMaskKind): MaskGroup {
   }
 }
 
-/** The group of a hook-point name ('double_blocks.0.img_mlp' -> 'ffn'). */
+/** The group of a FLUX or UNet hook-point name ('double_blocks.0.img_mlp' -> 'ffn', '….ff.hidden' -> 'ffn'). */
 export function groupOf(name: string): MaskGroup {
   const last = name.split('.').pop();
-  if (last === 'img_mlp' || last === 'txt_mlp') return 'ffn';
+  if (last === 'img_mlp' || last === 'txt_mlp' || last === 'hidden') return 'ffn';
+  if (last === 'to_q' || last === 'to_k' || last === 'to_v' || last === 'to_out') return 'attn_linear';
   if (last === 'txt_mod') return 'txt_mod';
   if (last === 'heads') return 'heads';
   if (last === 'mlp') return 'single_mlp';
@@ -65,11 +70,16 @@ export interface InitOptions {
 
 /** One logit per unit at every hook point of the config (or of the chosen groups), all at `init`. */
 export function initMaskLogits(cfg: FluxParams, opts: InitOptions = {}): MaskLogits {
+  return initLogitsFor(fluxMaskSpecs(cfg), opts);
+}
+
+/** One logit per unit for any list of hook points (FLUX or UNet names), all at `init`. */
+export function initLogitsFor(specs: readonly { name: string; size: number }[], opts: InitOptions = {}): MaskLogits {
   const init = opts.init ?? DEFAULT_INIT_LOGIT;
   const want = new Set(opts.groups ?? MASK_GROUPS);
   const out: MaskLogits = {};
-  for (const s of fluxMaskSpecs(cfg)) {
-    if (!want.has(groupOfKind(s.kind))) continue;
+  for (const s of specs) {
+    if (!want.has(groupOf(s.name))) continue;
     const t = tf.fill([s.size], init);
     out[s.name] = tf.variable(t, true);
     t.dispose();
@@ -218,13 +228,14 @@ export function sparsityReport(masks: Readonly<HostMasks>): SparsityReport {
     layers.push({ name: n, group: groupOf(n), units: m.length, pruned, fraction: m.length ? pruned / m.length : 0 });
   }
   const blockKey = (n: string): [number, number, string] => {
-    const [b, i, k] = n.split('.');
-    return [b === 'double_blocks' ? 0 : 1, Number(i), k ?? ''];
+    const [b, i, ...k] = n.split('.');
+    if (b !== 'double_blocks' && b !== 'single_blocks') return [2, 0, n]; // UNet names: keep their order
+    return [b === 'double_blocks' ? 0 : 1, Number(i), k.join('.')];
   };
   layers.sort((a, b) => {
     const x = blockKey(a.name);
     const y = blockKey(b.name);
-    return x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
+    return x[0] - y[0] || x[1] - y[1] || (x[0] === 2 ? 0 : x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
   });
   layers.forEach((l, i) => order.set(l.name, i));
   const groups = MASK_GROUPS.map((g) => {

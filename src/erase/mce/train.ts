@@ -9,13 +9,17 @@ import { train, type TrainResult } from '../../train/loop.js';
 import type { Progress } from '../../train/progress.js';
 import { HARD_CONCRETE_DEFAULTS, type HardConcreteParams } from './hardconcrete.js';
 import {
-  DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hostLogits, initMaskLogits, optimizerGroups,
+  DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hostLogits, initLogitsFor, optimizerGroups,
   sparsityReport, type HostMasks, type MaskGroup, type MaskLogits,
 } from './masks.js';
+import { fluxMaskSpecs } from '../../models/flux/masks.js';
+import { unetMaskSpecs } from '../../models/unet/masks.js';
+import { UnetPromptCache, unetBuildItems, unetObjectiveGrad, type DdimSettings, type UnetEraseModel } from './unet.js';
 import {
   NotImplementedError, PromptCache, buildItems, disposeItems, objectiveGrad,
   type EraseTarget, type FluxEraseModel, type ObjectiveItem, type ObjectiveKind, type SampleSpec, type SamplerSettings, type SparsityTerm,
 } from './objective.js';
+export type { UnetEraseModel, DdimSettings } from './unet.js';
 import type { PromptSets } from './prompts.js';
 
 export interface MceSettings {
@@ -25,7 +29,8 @@ export interface MceSettings {
   objective: ObjectiveKind;
   /** Preservation weight β (default 0.1). */
   beta: number;
-  sampler: SamplerSettings;
+  /** FLUX: Euler timesteps + CFG; UNet: a DDIM plan + CFG. */
+  sampler: SamplerSettings | DdimSettings;
   /** Optimizer steps. */
   iters: number;
   /** Micro-batches per optimizer step (default 1). */
@@ -46,7 +51,7 @@ export interface MceSettings {
   hc: HardConcreteParams;
 }
 
-export function defaultMceSettings(sampler: SamplerSettings, over: Partial<MceSettings> = {}): MceSettings {
+export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over: Partial<MceSettings> = {}): MceSettings {
   return {
     target: 'neutral',
     objective: 'final',
@@ -105,18 +110,58 @@ export interface MceRunResult {
   seconds: { targets: number; train: number };
 }
 
+/** What the trainer needs of a model family. */
+interface Backend {
+  specs: { name: string; size: number }[];
+  steps: number;
+  prepare(prompts: string[]): void;
+  build(samples: readonly SampleSpec[]): ObjectiveItem[];
+  grad(names: readonly string[], logits: readonly tf.Tensor[], items: readonly ObjectiveItem[], seed: number): ReturnType<typeof objectiveGrad>;
+  dispose(): void;
+}
+
+function backendFor(model: FluxEraseModel | UnetEraseModel, s: MceSettings): Backend {
+  const st = { objective: s.objective, beta: s.beta, sparsity: s.sparsity, hc: s.hc };
+  if ('kind' in model && model.kind === 'unet') {
+    if (!('plan' in s.sampler)) throw new Error('mce: a UNet needs DDIM sampler settings ({ plan, cfg })');
+    const sampler = s.sampler;
+    const cache = new UnetPromptCache(model);
+    return {
+      specs: unetMaskSpecs(model.cfg),
+      steps: sampler.plan.timesteps.length,
+      prepare: (p) => cache.add(p),
+      build: (samples) => unetBuildItems(model, cache, samples, { sampler, objective: s.objective }, s.seed),
+      grad: (names, logits, items, seed) => unetObjectiveGrad(model, cache, names, logits, items, { ...st, sampler }, seed),
+      dispose: () => cache.dispose(),
+    };
+  }
+  if (!('timesteps' in s.sampler)) throw new Error('mce: a FLUX model needs Euler sampler settings ({ timesteps, cfg })');
+  const sampler = s.sampler;
+  const flux = model as FluxEraseModel;
+  const cache = new PromptCache(flux);
+  return {
+    specs: fluxMaskSpecs(flux.cfg),
+    steps: sampler.timesteps.length - 1,
+    prepare: (p) => cache.add(p),
+    build: (samples) => buildItems(flux, cache, samples, { sampler, objective: s.objective }, s.seed),
+    grad: (names, logits, items, seed) => objectiveGrad(flux, cache, names, logits, items, { ...st, sampler }, seed),
+    dispose: () => cache.dispose(),
+  };
+}
+
 /**
- * Train MCE masks on a FLUX model for the prompt sets. Deterministic for a seed; with `dir`, a run
- * killed and resumed ends with the same logits as an uninterrupted one.
+ * Train MCE masks on a FLUX model (Euler) or an SD-style UNet (DDIM) for the prompt sets.
+ * Deterministic for a seed; with `dir`, a run killed and resumed ends with the same logits as an
+ * uninterrupted one.
  */
-export async function trainMce(model: FluxEraseModel, sets: PromptSets, s: MceSettings, opts: MceRunOptions = {}): Promise<MceRunResult> {
+export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: PromptSets, s: MceSettings, opts: MceRunOptions = {}): Promise<MceRunResult> {
   const log = opts.log ?? (() => {});
   if (!(s.noises >= 1 && Number.isInteger(s.noises))) throw new Error(`mce: noises must be a positive integer, got ${s.noises}`);
   const { erase, preserve } = trainingSamples(sets, s);
   if (erase.length === 0) throw new Error('mce: no erase prompts');
   if (s.beta > 0 && preserve.length === 0) throw new Error('mce: beta > 0 needs preserve prompts');
-  const cache = new PromptCache(model);
-  const logits = initMaskLogits(model.cfg, { init: s.init });
+  const be = backendFor(model, s);
+  const logits = initLogitsFor(be.specs, { init: s.init });
   // Trained hook points: groups with a learning rate > 0. Frozen ones stay at init (binary 1) and are not applied.
   const lrOf = (g: MaskGroup): number => s.lr[g] ?? DEFAULT_GROUP_LR[g];
   const names = Object.keys(logits).filter((n) => lrOf(groupOf(n)) > 0);
@@ -127,12 +172,11 @@ export async function trainMce(model: FluxEraseModel, sets: PromptSets, s: MceSe
   const history: [number, number, number, number][] = [];
   const t0 = performance.now();
   try {
-    cache.add([...new Set([...erase, ...preserve].flatMap((x) => [x.prompt, x.targetPrompt])), ...(s.sampler.cfg !== 1 ? [''] : [])]);
-    const st = { sampler: s.sampler, objective: s.objective };
-    log(`mce: caching original-model targets for ${erase.length} erase + ${preserve.length} preserve samples (${s.noises} noise(s) each, ${s.sampler.timesteps.length - 1} steps)`);
+    be.prepare([...new Set([...erase, ...preserve].flatMap((x) => [x.prompt, x.targetPrompt])), ...(s.sampler.cfg !== 1 ? [''] : [])]);
+    log(`mce: caching original-model targets for ${erase.length} erase + ${preserve.length} preserve samples (${s.noises} noise(s) each, ${be.steps} steps)`);
     items = {
-      erase: buildItems(model, cache, erase, st, s.seed),
-      preserve: s.beta > 0 ? buildItems(model, cache, preserve, st, s.seed) : [],
+      erase: be.build(erase),
+      preserve: s.beta > 0 ? be.build(preserve) : [],
     };
     const tTargets = (performance.now() - t0) / 1000;
     const optimizer = new AdamW(params, { lr: 0.5, weightDecay: s.weightDecay, groups: optimizerGroups(s.lr) });
@@ -159,9 +203,7 @@ export async function trainMce(model: FluxEraseModel, sets: PromptSets, s: MceSe
       gradFn: (p, batch, ctx) => {
         const order = names;
         const chosen = [...batch.erase.map((i) => it.erase[i]!), ...batch.preserve.map((i) => it.preserve[i]!)];
-        const r = objectiveGrad(model, cache, order, order.map((n) => p[n]!), chosen, {
-          sampler: s.sampler, objective: s.objective, beta: s.beta, sparsity: s.sparsity, hc: s.hc,
-        }, ctx.seed);
+        const r = be.grad(order, order.map((n) => p[n]!), chosen, ctx.seed);
         const grads = Object.fromEntries(order.map((n, i) => [n, r.grads[i]!]));
         const terms: Record<string, number> = { erase: r.terms.erase, preserve: r.terms.preserve };
         if (s.sparsity.kind !== 'none' && s.sparsity.weight > 0) terms['sparsity'] = r.terms.sparsity;
@@ -193,7 +235,7 @@ export async function trainMce(model: FluxEraseModel, sets: PromptSets, s: MceSe
     return { logits: host, binary: binarize(host), train: result, history, seconds: { targets: tTargets, train: (performance.now() - t1) / 1000 } };
   } finally {
     if (items) disposeItems([...items.erase, ...items.preserve]);
-    cache.dispose();
+    be.dispose();
     tf.dispose(Object.values(params));
   }
 }
