@@ -36,6 +36,8 @@ export const eraseCommand: Command = {
     sparsity: { type: 'number', help: 'weight of an L1 sparsity term on sigmoid(logits) (0 = off, as the reference)', default: 0 },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
+    eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM); 0 = off', default: 12 },
+    classifier: { type: 'string', help: 'emoji classifier weights for detection/accuracy (default: the shipped one, when present)' },
     'val-every': { type: 'number', help: 'every K iterations write val-STEP.png: original | continuous masks | binary masks on erase and preserve prompts (0 = off)', default: 20 },
   },
   async run(args, flags) {
@@ -68,6 +70,7 @@ export const eraseCommand: Command = {
     const noises = int('noises', 1, 64)!;
     const nPrompts = int('prompts', 1, 1000)!;
     const valEvery = int('val-every', 0, 1000000)!;
+    const nEval = int('eval', 0, 1000)!;
     const beta = num('beta', 0, 1e6);
     const sparsityW = num('sparsity', 0, 1e6);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100) };
@@ -207,6 +210,18 @@ export const eraseCommand: Command = {
       const g = gen.imageGrid(gridRows);
       await writePng(join(out, 'grid.png'), { width: g.width, height: g.height, channels: 3, data: g.data });
     }
+    let evaluation: import('../erase/mce/evaluate.js').ErasureEval | null = null;
+    if (nEval > 0) {
+      const { evaluateErasure } = await import('../erase/mce/evaluate.js');
+      evaluation = await evaluateErasure(emodel, (p) => gen.decodePacked(model, p), sets, res.logits, sampler, {
+        n: nEval, seed, classifier: flags['classifier'] as string | undefined,
+      });
+      const f = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
+      log(`mce erase: held-out eval: target detection ${f(evaluation.erase.before)} -> ${f(evaluation.erase.after)}` +
+        (evaluation.neighbours ? `, neighbour accuracy ${f(evaluation.neighbours.before)} -> ${f(evaluation.neighbours.after)} (SSIM ${evaluation.neighbours.ssim.toFixed(3)})` : '') +
+        `, other accuracy ${f(evaluation.others.before)} -> ${f(evaluation.others.after)} (SSIM ${evaluation.others.ssim.toFixed(3)})` +
+        (evaluation.classifier ? '' : ' [no classifier weights: detection/accuracy not measured]'));
+    }
     const summary = {
       command: 'mce erase',
       concepts: sets.targets.map((t) => ({ name: t.name, kind: t.kind, neutral: flags['neutral'] ?? t.neutral, members: t.members })),
@@ -222,7 +237,7 @@ export const eraseCommand: Command = {
       trajectoryDivergence: { note: 'mean |x_t(original) - x_t(erased, binary masks)| at every state x_0..x_N, same noise', ...divergence },
       grid: gridRows.length ? { file: 'grid.png', columns: ['original', 'erased (binary masks)'], rows } : null,
       validation: valEvery ? { files: 'val-STEP.png', every: valEvery, columns: ['original', 'continuous masks', 'binary masks'], rows: valPrompts } : null,
-      metrics: 'before/after detection, CLIP and SSIM are not computed by this command yet',
+      evaluation,
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
     model.dispose();

@@ -39,3 +39,14 @@ test('neutral override, styles, several targets', () => {
   for (const p of multi.preserve) assert.doesNotMatch(p, /kitchen knife|vampire|dracula|twemoji/i);
   assert.throws(() => buildPromptSets(['vampyre']), /did you mean "vampire"/);
 });
+
+test('SSIM: 1 for identical images, lower for a changed one, symmetric', async () => {
+  const { ssim } = await import('../../src/erase/mce/evaluate.js');
+  const W = 16;
+  const a = { width: W, height: W, data: Uint8Array.from({ length: W * W * 3 }, (_, i) => (i * 37) % 251) };
+  const b = { width: W, height: W, data: Uint8Array.from(a.data, (v, i) => (i % 5 === 0 ? 255 - v : v)) };
+  assert.ok(Math.abs(ssim(a, a) - 1) < 1e-12);
+  const s = ssim(a, b);
+  assert.ok(s < 0.95 && s > -1, String(s));
+  assert.ok(Math.abs(s - ssim(b, a)) < 1e-12);
+});

@@ -1,0 +1,176 @@
+// Before/after evaluation of an erasure on HELD-OUT prompts (templates and synonyms never used in
+// training): the original and the erased model (binary masks) sample from the same noises; the
+// emoji classifier (when its weights are there) gives the detection rate of the target and the
+// concept accuracy of near neighbours and of other concepts; SSIM compares each erased image with
+// the original one from the same seed. Metric names say what they are measured with.
+import { existsSync } from 'node:fs';
+import { tf } from '../../engine/tf.js';
+import { Rng, mixSeed } from '../../engine/rng.js';
+import type { RgbImage } from '../../generate/flux-emoji.js';
+import { captionRecords, canonicalCaption } from '../../world/captions.js';
+import { selectConcepts } from '../../world/dataset.js';
+import { VENDORS } from '../../world/vendors.js';
+import { fluxMasksFrom, type HostMasks } from './masks.js';
+import { PromptCache, noiseSeed, packedNoise, sampleFinal, type FluxEraseModel, type SamplerSettings } from './objective.js';
+import type { PromptSets } from './prompts.js';
+
+/** Mean SSIM over RGB channels, 7x7 uniform windows (scikit-image defaults), data range 255. */
+export function ssim(a: RgbImage, b: RgbImage, win = 7): number {
+  if (a.width !== b.width || a.height !== b.height) throw new Error('ssim: images differ in size');
+  const { width: W, height: H } = a;
+  const w = Math.min(win, W, H);
+  const C1 = (0.01 * 255) ** 2;
+  const C2 = (0.03 * 255) ** 2;
+  const n = w * w;
+  const cov = n / (n - 1);
+  let sum = 0;
+  let count = 0;
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y + w <= H; y++) {
+      for (let x = 0; x + w <= W; x++) {
+        let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+        for (let dy = 0; dy < w; dy++) {
+          for (let dx = 0; dx < w; dx++) {
+            const i = ((y + dy) * W + x + dx) * 3 + c;
+            const va = a.data[i]!;
+            const vb = b.data[i]!;
+            sa += va; sb += vb; saa += va * va; sbb += vb * vb; sab += va * vb;
+          }
+        }
+        const ma = sa / n, mb = sb / n;
+        const va = (saa / n - ma * ma) * cov, vb = (sbb / n - mb * mb) * cov, vab = (sab / n - ma * mb) * cov;
+        sum += ((2 * ma * mb + C1) * (2 * vab + C2)) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
+        count++;
+      }
+    }
+  }
+  return sum / count;
+}
+
+export interface EvalGroup {
+  prompts: string[];
+  /** Concept (or style) each prompt shows. */
+  truth: string[];
+  /** Detection rate of the target (erase group) or top-1 concept accuracy (other groups), before and after; null without a classifier. */
+  before: number | null;
+  after: number | null;
+  /** Mean SSIM (erased vs original, same seed). */
+  ssim: number;
+}
+
+export interface ErasureEval {
+  metrics: { detection: string; accuracy: string; ssim: string };
+  classifier: string | null;
+  erase: EvalGroup;
+  neighbours: EvalGroup | null;
+  others: EvalGroup;
+  seconds: number;
+}
+
+export interface EvalOptions {
+  /** Prompts per group (default 12). */
+  n?: number;
+  seed?: number;
+  /** Classifier weights (default: the shipped emoji classifier, when present). */
+  classifier?: string;
+  modelConcepts?: readonly string[];
+}
+
+/** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
+export async function evaluateErasure(
+  model: FluxEraseModel,
+  decode: (packed: tf.Tensor) => RgbImage[],
+  sets: PromptSets,
+  logits: Readonly<HostMasks>,
+  sampler: SamplerSettings,
+  opts: EvalOptions = {},
+): Promise<ErasureEval> {
+  const t0 = performance.now();
+  const n = opts.n ?? 12;
+  const seed = opts.seed ?? 0;
+  const rng = new Rng(mixSeed(seed, 0x6576616c));
+  const pick = <T>(xs: T[], k: number): T[] => {
+    const a = [...xs];
+    for (let i = a.length - 1; i > 0; i--) {
+      const j = rng.int(i + 1);
+      [a[i], a[j]] = [a[j]!, a[i]!];
+    }
+    return a.slice(0, k);
+  };
+  const model_ = opts.modelConcepts ?? selectConcepts(320, 0);
+  // Held-out erase prompts, spread over the targets.
+  const erase: { p: string; t: string }[] = [];
+  for (const t of sets.targets) {
+    const pool: { p: string; t: string }[] = [];
+    if (t.kind === 'concept') {
+      for (const m of t.members) for (const st of [null, ...VENDORS]) for (const r of captionRecords(m, st, 'heldout')) pool.push({ p: r.text, t: m });
+    } else {
+      for (const c of pick([...model_], 24)) for (const r of captionRecords(c, t.style!, 'heldout').slice(0, 1)) pool.push({ p: r.text, t: t.style! });
+    }
+    erase.push(...pick(pool, Math.ceil(n / sets.targets.length)));
+  }
+  const excluded = new Set(sets.targets.flatMap((t) => [...t.members, ...(t.neutralConcept ? [t.neutralConcept] : [])]));
+  const heldoutCaption = (c: string): string => {
+    const recs = captionRecords(c, null, 'heldout');
+    return recs.length ? recs[rng.int(recs.length)]!.text : canonicalCaption(c);
+  };
+  const neighbours = sets.neighbours.filter((c) => !excluded.has(c)).slice(0, n).map((c) => ({ p: heldoutCaption(c), t: c }));
+  const others = pick(model_.filter((c) => !excluded.has(c) && !sets.neighbours.includes(c)), n).map((c) => ({ p: heldoutCaption(c), t: c }));
+
+  const cache = new PromptCache(model);
+  const masks = fluxMasksFrom(logits, 'binary', 0);
+  const sampleBoth = (items: { p: string; t: string }[], salt: number): { a: RgbImage[]; b: RgbImage[] } => {
+    const noise = tf.concat(items.map((_, i) => packedNoise(model, noiseSeed(mixSeed(seed, 0x65, salt), i))), 0);
+    const prompts = items.map((x) => x.p);
+    const ra = sampleFinal(model, cache, prompts, noise, sampler);
+    const rb = sampleFinal(model, cache, prompts, noise, sampler, masks);
+    const out = { a: decode(ra.final), b: decode(rb.final) };
+    tf.dispose([noise, ra.final, rb.final]);
+    return out;
+  };
+  let classify: ((imgs: RgbImage[]) => Promise<{ concept: string; style: string }[]>) | null = null;
+  let clfPath: string | null = null;
+  const ev = await import('../../eval/evaluators.js');
+  clfPath = opts.classifier ?? ev.evaluatorPath('classifier');
+  if (existsSync(clfPath)) {
+    classify = async (imgs) => (await ev.detect(imgs, 1, { model: clfPath! })).map((p) => ({ concept: p.concepts[0]!.name, style: p.style.name }));
+  } else {
+    clfPath = null;
+  }
+  const styleTargets = new Set(sets.targets.filter((t) => t.kind === 'style').map((t) => t.style as string));
+  const group = async (items: { p: string; t: string }[], salt: number, kind: 'erase' | 'keep'): Promise<EvalGroup> => {
+    const { a, b } = sampleBoth(items, salt);
+    const ss = a.map((im, i) => ssim(im, b[i]!));
+    const rate = async (imgs: RgbImage[]): Promise<number | null> => {
+      if (!classify) return null;
+      const preds = await classify(imgs);
+      const hits = preds.filter((p, i) => {
+        const truth = items[i]!.t;
+        if (kind === 'keep') return p.concept === truth;
+        if (styleTargets.has(truth)) return p.style === truth;
+        return sets.targets.some((t) => t.members.includes(p.concept));
+      }).length;
+      return hits / preds.length;
+    };
+    return { prompts: items.map((x) => x.p), truth: items.map((x) => x.t), before: await rate(a), after: await rate(b), ssim: ss.reduce((x, y) => x + y, 0) / ss.length };
+  };
+  try {
+    const res: ErasureEval = {
+      metrics: {
+        detection: 'detection rate of the target (emoji classifier, top-1 concept is a target member; style targets: predicted style)',
+        accuracy: 'concept accuracy (emoji classifier, top-1)',
+        ssim: 'SSIM, erased vs original image from the same seed (7x7 windows, RGB mean)',
+      },
+      classifier: clfPath,
+      erase: await group(erase, 1, 'erase'),
+      neighbours: neighbours.length ? await group(neighbours, 2, 'keep') : null,
+      others: await group(others, 3, 'keep'),
+      seconds: 0,
+    };
+    res.seconds = (performance.now() - t0) / 1000;
+    return res;
+  } finally {
+    tf.dispose(Object.values(masks));
+    cache.dispose();
+  }
+}
