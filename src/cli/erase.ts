@@ -3,7 +3,7 @@
 // then writes into --out: masks.safetensors (logits + binary keep-masks), sparsity.txt /
 // sparsity.json, grid.png (original | erased, same noise, on erase / neighbour / preserve
 // prompts), summary.json (settings, times, peak memory, loss curve, sparsity, trajectory
-// divergence). Resumable: rerun the same command to continue from --out/checkpoints.
+// divergence, held-out evaluation), report.html. Resumable: rerun the same command to continue from --out/checkpoints.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
@@ -142,6 +142,7 @@ export const eraseCommand: Command = {
       return { width: W, height: H, data };
     };
     const scale = Math.max(1, Math.floor(128 / m.image_size));
+    const valImages: { step: number; image: import('../generate/flux-emoji.js').RgbImage }[] = [];
     const onEval = async ({ step, logits }: { step: number; logits: Record<string, import('../engine/tf.js').tf.Variable> }): Promise<void> => {
       if (!valEvery || (step % valEvery !== 0 && step !== iters)) return;
       const noise = tf.concat(valPrompts.map((_, i) => obj.packedNoise(emodel, obj.noiseSeed(seed + 104729, i))), 0);
@@ -154,6 +155,7 @@ export const eraseCommand: Command = {
       }
       noise.dispose();
       const g = gen.imageGrid(valPrompts.map((_, i) => cols.map((c) => c[i]!)));
+      valImages.push({ step, image: g });
       await writePng(join(out, `val-${String(step).padStart(5, '0')}.png`), { width: g.width, height: g.height, channels: 3, data: g.data });
     };
     let peak = process.memoryUsage().rss;
@@ -206,8 +208,10 @@ export const eraseCommand: Command = {
     }
     tf.dispose(Object.values(binMasks));
     cache.dispose();
+    let gridImage: import('../generate/flux-emoji.js').RgbImage | null = null;
     if (gridRows.length) {
       const g = gen.imageGrid(gridRows);
+      gridImage = g;
       await writePng(join(out, 'grid.png'), { width: g.width, height: g.height, channels: 3, data: g.data });
     }
     let evaluation: import('../erase/mce/evaluate.js').ErasureEval | null = null;
@@ -240,6 +244,18 @@ export const eraseCommand: Command = {
       evaluation,
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
+    const { mceReportHtml } = await import('../erase/mce/report.js');
+    await writeFileAtomic(join(out, 'report.html'), mceReportHtml({
+      title: `mce erase: ${sets.targets.map((t) => t.name).join(' + ')} (${modelName})`,
+      settings: summary.settings as unknown as Record<string, unknown>,
+      history: res.history,
+      sparsity: rep,
+      divergence,
+      grid: gridImage ? { image: gridImage, rows } : null,
+      validation: valImages,
+      evaluation,
+      seconds: (performance.now() - t0) / 1000,
+    }));
     model.dispose();
     log(`mce erase: done in ${trainSeconds.toFixed(1)} s; pruned ${rep.groups.map((g) => `${g.group} ${(100 * g.fraction).toFixed(1)}%`).join(', ')} -> ${out}`);
     await writeFile(join(out, '.done'), '');

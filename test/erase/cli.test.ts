@@ -40,10 +40,15 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
   const dir = mkdtempSync(join(tmpdir(), 'mce-erase-'));
   try {
     const out = join(dir, 'run');
-    const r = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--out', out]);
+    const r = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '2', '--out', out]);
     assert.equal(r.code, 0, r.err);
-    for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png']) assert.ok(existsSync(join(out, f)), f);
-    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] } };
+    for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png', 'report.html']) assert.ok(existsSync(join(out, f)), f);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] }; evaluation: { erase: { prompts: string[]; ssim: number } };
+    };
+    assert.equal(summary.evaluation.erase.prompts.length, 2);
+    assert.ok(summary.evaluation.erase.ssim > 0 && summary.evaluation.erase.ssim <= 1);
+    assert.ok(existsSync(join(out, 'val-00002.png')));
     assert.equal(summary.loss.curve.length, 2);
     assert.equal(summary.trajectoryDivergence.erase.length, 3);
     assert.equal(summary.trajectoryDivergence.erase[0], 0, 'same initial noise');
@@ -53,7 +58,7 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     assert.ok(png.width > 0 && png.height > png.width);
     assert.match(readFileSync(join(out, 'sparsity.txt'), 'utf8'), /group ffn/);
     // Rerunning the same command resumes (already complete).
-    const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--out', out]);
+    const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--out', out]);
     assert.equal(again.code, 0, again.err);
     assert.match(again.err, /already complete/);
     const folded = join(dir, 'folded.safetensors');
