@@ -1,0 +1,14 @@
+// Minimalist Concept Erasure (mce-method.md): masks (hard-concrete, groups, binarise / top-k /
+// merge, sparsity), objectives on the final output with checkpointed backprop through every step
+// (FLUX + Euler in objective.ts, SD-style UNet + DDIM in unet.ts), the trainer, prompt sets,
+// mask files, folding masks into checkpoints, held-out evaluation and the HTML report.
+export * from './hardconcrete.js';
+export * from './masks.js';
+export * from './objective.js';
+export * from './unet.js';
+export * from './train.js';
+export * from './prompts.js';
+export * from './maskfile.js';
+export * from './apply.js';
+export * from './evaluate.js';
+export * from './report.js';
