@@ -19,7 +19,7 @@ export const eraseCommand: Command = {
     model: { type: 'string', help: 'flux-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
     out: { type: 'string', help: 'run folder (masks, tables, grid, summary, checkpoints)' },
     neutral: { type: 'string', help: "neutral phrase erase prompts map to (default: the catalogue's, e.g. 'a spoon')" },
-    target: { type: 'string', help: 'erase target: neutral (original model on the neutral prompt, same noise) | empty (the paper formula) | edit (FlowEdit, not implemented yet)', default: 'neutral' },
+    target: { type: 'string', help: 'erase target: neutral (original model on the neutral prompt, same noise) | empty (the paper formula) | edit (FlowEdit of the original image toward the neutral prompt)', default: 'neutral' },
     objective: { type: 'string', help: 'final (MCE) | per-step (losses on every step\'s predicted x0, the contrast of the paper)', default: 'final' },
     beta: { type: 'number', help: 'preservation weight', default: 0.1 },
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
@@ -59,7 +59,7 @@ export const eraseCommand: Command = {
     };
     const target = flags['target'] as string;
     if (!(TARGETS as readonly string[]).includes(target)) throw new UsageError(`mce erase: --target must be one of ${TARGETS.join(', ')}, got '${target}'`);
-    if (target === 'edit') throw new UsageError("mce erase: --target edit (FlowEdit targets) is not implemented yet; use --target neutral or --target empty");
+    if (target === 'edit' && flags['objective'] !== 'final') throw new UsageError('mce erase: --target edit (FlowEdit) works with --objective final only');
     const objective = flags['objective'] as string;
     if (!(OBJECTIVES as readonly string[]).includes(objective)) throw new UsageError(`mce erase: --objective must be one of ${OBJECTIVES.join(', ')}, got '${objective}'`);
     const seed = int('seed', 0, 2 ** 32 - 1)!;
@@ -118,7 +118,7 @@ export const eraseCommand: Command = {
     const nSteps = steps ?? m.sampling.steps;
     const sampler = { timesteps: fluxSchedule(nSteps, { imageSeqLen: m.latent.packed_tokens, shift: m.sampling.shift }), cfg: cfgFlag ?? m.sampling.cfg };
     const settings = mce.defaultMceSettings(sampler, {
-      target: target as 'neutral' | 'empty', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
+      target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
       eraseBatch: batch, preserveBatch: batch, noises, seed, lr, sparsity: { kind: sparsityW > 0 ? 'l1' : 'none', weight: sparsityW },
     });
     try {

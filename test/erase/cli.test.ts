@@ -20,7 +20,7 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'kitchen knife'], 2, /^mce erase: --out DIR is required/],
     [['erase', '--concept', 'kitchen knif', '--out', '/tmp/mce-never'], 1, /^mce: unknown concept "kitchen knif"; did you mean "kitchen knife"/],
     [['erase', '--concept', 'dagger,vampyre', '--out', '/tmp/mce-never'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],
-    [['erase', '--concept', 'dagger', '--target', 'edit', '--out', '/tmp/mce-never'], 2, /not implemented yet/],
+    [['erase', '--concept', 'dagger', '--target', 'edit', '--objective', 'per-step', '--out', '/tmp/mce-never'], 2, /--target edit \(FlowEdit\) works with --objective final only/],
     [['erase', '--concept', 'dagger', '--target', 'blank', '--out', '/tmp/mce-never'], 2, /--target must be one of neutral, empty, edit/],
     [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
     [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],

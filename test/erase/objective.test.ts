@@ -14,7 +14,7 @@ import { eulerStepFn } from '../../src/sampling/euler.js';
 import { fluxSchedule } from '../../src/sampling/schedule.js';
 import { masksFromLogits, initMaskLogits } from '../../src/erase/mce/masks.js';
 import {
-  PromptCache, batchVelocity, buildItems, disposeItems, objectiveGrad, sampleFinal, type SampleSpec,
+  PromptCache, batchVelocity, buildItems, disposeItems, flowEdit, objectiveGrad, sampleFinal, type SampleSpec,
 } from '../../src/erase/mce/objective.js';
 import { defaultMceSettings, trainMce, trainingSamples } from '../../src/erase/mce/train.js';
 import type { PromptSets } from '../../src/erase/mce/prompts.js';
@@ -94,7 +94,7 @@ for (const cfg of [1, 3]) {
   });
 }
 
-test('targets: neutral = original model on the neutral prompt with the same noise; empty = on ""; edit is not implemented', async () => {
+test('targets: neutral = original model on the neutral prompt with the same noise; empty = on ""', async () => {
   await useBackend();
   const m = tinyModel(2);
   const cache = new PromptCache(m);
@@ -110,9 +110,32 @@ test('targets: neutral = original model on the neutral prompt with the same nois
     direct.final.dispose();
     disposeItems(items);
   }
-  assert.throws(() => trainingSamples(SETS, { target: 'edit', noises: 1 }), /not implemented yet/);
   cache.dispose();
   m.dispose();
+});
+
+test('edit target (FlowEdit): identity when the prompts agree, an edit of the concept image otherwise; final objective only', async () => {
+  await useBackend();
+  const before = tf.memory().numTensors;
+  const m = tinyModel(2);
+  const cache = new PromptCache(m);
+  const sampler = { timesteps: fluxSchedule(4, { imageSeqLen: 4 }), cfg: 2 };
+  const { erase } = trainingSamples(SETS, { target: 'edit', noises: 1 });
+  assert.ok(erase.every((e) => e.edit === true && e.targetPrompt.includes('spoon')));
+  const items = buildItems(m, cache, erase.slice(0, 1), { sampler, objective: 'final' }, 9);
+  const src = sampleFinal(m, cache, ['a knife'], items[0]!.noise, sampler);
+  const same = flowEdit(m, cache, ['a knife'], ['a knife'], src.final, sampler, { seed: 1 });
+  assert.ok((await maxDiff(same, src.final)) < 1e-5, 'editing toward the same prompt changes nothing (up to rounding)');
+  const dSrc = await maxDiff(items[0]!.target!, src.final);
+  const neutral = sampleFinal(m, cache, ['a spoon'], items[0]!.noise, sampler);
+  assert.ok(dSrc > 1e-4, 'the edit moves away from the concept image');
+  assert.ok((await maxDiff(items[0]!.target!, neutral.final)) > 0, 'and is not the plain neutral generation');
+  assert.throws(() => buildItems(m, cache, erase.slice(0, 1), { sampler, objective: 'per-step' }, 9), /final objective only/);
+  tf.dispose([src.final, same, neutral.final]);
+  disposeItems(items);
+  cache.dispose();
+  m.dispose();
+  assert.equal(tf.memory().numTensors, before, 'no tensor leaked');
 });
 
 test('per-step objective: local gradients at the original trajectory states, zero loss at init for preserve items', async () => {

@@ -8,7 +8,9 @@
 // Erase targets (`target`):
 //   neutral  F_orig(x_T, neutral prompt)  (the reference code's same-noise deconcept generation)
 //   empty    F_orig(x_T, "")              (the paper's formula)
-//   edit     FlowEdit: not implemented yet (a clear error)
+//   edit     FlowEdit (Kulikov et al., mce-method.md §4.4): the original model's image for the erase
+//            prompt, edited toward the neutral prompt along the same sampler (keeps layout and
+//            background, changes the concept); final objective only
 // `per-step` objective: the per-step family the paper contrasts with. The states x_k of the
 // ORIGINAL model's trajectory on each item's own prompt are cached, and at every step the masked
 // model's predicted x0 (x_k - t_k v) is pulled toward the original model's predicted x0 for the
@@ -307,6 +309,57 @@ export interface SampleSpec {
   targetPrompt: string;
   /** Index of the shared noise. */
   noise: number;
+  /** FlowEdit target: edit the original model's image for `prompt` toward `targetPrompt`. */
+  edit?: boolean;
+}
+
+export interface FlowEditOptions {
+  /** Skip this many first steps of the schedule (the reference skips 4 of 28: n_max = 24). Default: round(0.15 N), at least 1 when N > 1. */
+  skip?: number;
+  /** Seed of the fresh noise drawn at every edit step. */
+  seed: number;
+}
+
+/**
+ * FlowEdit (inversion-free editing along the flow): from the source image xSrc [B, L, C] (packed,
+ * t = 0), for each remaining step i: z_src = (1 - t_i) x_src + t_i eps_i, z_tar = z_edit + z_src - x_src,
+ * z_edit += (t_{i+1} - t_i) (v(z_tar, tar) - v(z_src, src)). Returns z_edit (a new tensor).
+ */
+export function flowEdit(
+  model: FluxEraseModel,
+  cache: PromptCache,
+  srcPrompts: readonly string[],
+  tarPrompts: readonly string[],
+  xSrc: Tensor,
+  s: SamplerSettings,
+  opts: FlowEditOptions,
+): Tensor {
+  const ts = s.timesteps;
+  const n = ts.length - 1;
+  const skip = opts.skip ?? (n > 1 ? Math.max(1, Math.round(0.15 * n)) : 0);
+  const src = batchVelocity(model, cache, srcPrompts, s);
+  const tar = batchVelocity(model, cache, tarPrompts, s);
+  let z = xSrc.clone();
+  try {
+    for (let i = skip; i < n; i++) {
+      const t = ts[i]!;
+      const dt = ts[i + 1]! - t;
+      const eps = tf.tensor(randnArray(xSrc.size, mixSeed(opts.seed, 0x666c6f77, i)), xSrc.shape);
+      const next = tf.tidy(() => {
+        const zSrc = tf.add(tf.mul(xSrc, 1 - t), tf.mul(eps, t));
+        const zTar = tf.add(z, tf.sub(zSrc, xSrc));
+        const dv = tf.sub(tar.velocity(zTar, t), src.velocity(zSrc, t));
+        return tf.add(z, tf.mul(dv, dt));
+      });
+      eps.dispose();
+      z.dispose();
+      z = next;
+    }
+    return z;
+  } finally {
+    src.dispose();
+    tar.dispose();
+  }
 }
 
 /**
@@ -322,6 +375,9 @@ export function buildItems(
   chunk = 16,
   onChunk?: (done: number, total: number) => void,
 ): ObjectiveItem[] {
+  if (st.objective !== 'final' && samples.some((s) => s.edit)) {
+    throw new NotImplementedError('FlowEdit targets work with the final objective only (per-step has no edited trajectory)');
+  }
   const noises = new Map<number, Tensor>();
   const noiseOf = (j: number): Tensor => {
     let t = noises.get(j);
@@ -333,7 +389,16 @@ export function buildItems(
     const part = samples.slice(i, i + chunk);
     const x0 = tf.concat(part.map((s) => noiseOf(s.noise)), 0);
     if (st.objective === 'final') {
-      const { final } = sampleFinal(model, cache, part.map((s) => s.targetPrompt), x0, st.sampler);
+      const edit = part.some((s) => s.edit);
+      if (edit && !part.every((s) => s.edit)) throw new Error('buildItems: FlowEdit and plain samples cannot share a chunk');
+      let final: Tensor;
+      if (edit) {
+        const srcImg = sampleFinal(model, cache, part.map((s) => s.prompt), x0, st.sampler).final;
+        final = flowEdit(model, cache, part.map((s) => s.prompt), part.map((s) => s.targetPrompt), srcImg, st.sampler, { seed: mixSeed(runSeed, 0x65646974, i) });
+        srcImg.dispose();
+      } else {
+        final = sampleFinal(model, cache, part.map((s) => s.targetPrompt), x0, st.sampler).final;
+      }
       part.forEach((s, j) => items.push({ kind: s.kind, prompt: s.prompt, noise: noiseOf(s.noise), target: tf.keep(final.slice([j, 0, 0], [1, -1, -1])) }));
       final.dispose();
     } else {

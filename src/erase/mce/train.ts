@@ -74,13 +74,12 @@ export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over
 
 /** The training samples: every erase pair and preserve prompt, with each of the shared noises. */
 export function trainingSamples(sets: PromptSets, s: Pick<MceSettings, 'target' | 'noises'>): { erase: SampleSpec[]; preserve: SampleSpec[] } {
-  if (s.target === 'edit') {
-    throw new NotImplementedError("--target edit (FlowEdit targets) is not implemented yet; use --target neutral (the reference code's same-noise deconcept generation) or --target empty (the paper's formula)");
-  }
   const erase: SampleSpec[] = [];
   const preserve: SampleSpec[] = [];
   for (let j = 0; j < s.noises; j++) {
-    for (const p of sets.erase) erase.push({ kind: 'erase', prompt: p.prompt, targetPrompt: s.target === 'empty' ? '' : p.neutral, noise: j });
+    for (const p of sets.erase) {
+      erase.push({ kind: 'erase', prompt: p.prompt, targetPrompt: s.target === 'empty' ? '' : p.neutral, noise: j, ...(s.target === 'edit' ? { edit: true } : {}) });
+    }
     for (const p of sets.preserve) preserve.push({ kind: 'preserve', prompt: p, targetPrompt: p, noise: j });
   }
   return { erase, preserve };
@@ -122,7 +121,9 @@ interface Backend {
 
 function backendFor(model: FluxEraseModel | UnetEraseModel, s: MceSettings): Backend {
   const st = { objective: s.objective, beta: s.beta, sparsity: s.sparsity, hc: s.hc };
+  if (s.target === 'edit' && s.objective !== 'final') throw new NotImplementedError('--target edit (FlowEdit) works with the final objective only');
   if ('kind' in model && model.kind === 'unet') {
+    if (s.target === 'edit') throw new NotImplementedError('--target edit (FlowEdit) is implemented for flow models (FLUX) only; use neutral or empty on a UNet');
     if (!('plan' in s.sampler)) throw new Error('mce: a UNet needs DDIM sampler settings ({ plan, cfg })');
     const sampler = s.sampler;
     const cache = new UnetPromptCache(model);
