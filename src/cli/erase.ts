@@ -37,6 +37,7 @@ export const eraseCommand: Command = {
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
     eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM); 0 = off', default: 12 },
+    filter: { type: 'number', help: 'pair filter: keep the erase pairs whose background-consistency score (emoji CLIP) is within this quantile (reference 0.9); 1 = off', default: 1 },
     classifier: { type: 'string', help: 'emoji classifier weights for detection/accuracy (default: the shipped one, when present)' },
     'val-every': { type: 'number', help: 'every K iterations write val-STEP.png: original | continuous masks | binary masks on erase and preserve prompts (0 = off)', default: 20 },
   },
@@ -127,6 +128,20 @@ export const eraseCommand: Command = {
       throw new UserError(`cannot create ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const log = (s: string): void => void process.stderr.write(s + '\n');
+    const filterQ = num('filter', 0.01, 1);
+    if (filterQ < 1) {
+      const { pairScores } = await import('../erase/mce/evaluate.js');
+      const { filterPairs } = await import('../erase/mce/prompts.js');
+      let scores: number[];
+      try {
+        scores = await pairScores(emodel, (p) => gen.decodePacked(model, p), sets.erase, sampler, { seed });
+      } catch (e) {
+        throw new UserError((e as Error).message);
+      }
+      const keep = filterPairs(scores, filterQ);
+      log(`mce erase: pair filter kept ${keep.length}/${sets.erase.length} erase pairs (quantile ${filterQ})`);
+      sets = { ...sets, erase: keep.map((i) => sets!.erase[i]!) };
+    }
     log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts, ${nSteps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
     // Validation grids: a fixed noise per prompt; rows = 2 erase + 2 preserve prompts.
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];

@@ -25,6 +25,9 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
     [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
     [['erase', '--concept', 'dagger', '--beta=-1', '--out', '/tmp/mce-never'], 2, /--beta must be in/],
+    ...(existsSync(fileURLToPath(new URL('../../models/emoji-clip/model.safetensors', import.meta.url))) || !existsSync(SHIPPED)
+      ? []
+      : [[['erase', '--concept', 'dagger', '--filter', '0.9', '--out', join(tmpdir(), 'mce-filter-out')], 1, /^mce: the pair filter needs the emoji CLIP weights/] as [string[], number, RegExp]]),
   ];
   const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
   runs.forEach((r, i) => {
@@ -34,6 +37,7 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     assert.equal(r.err.trim().split('\n').length, 1, `more than one line: ${r.err}`);
   });
   assert.ok(!existsSync('/tmp/mce-never'));
+  rmSync(join(tmpdir(), 'mce-filter-out'), { recursive: true, force: true });
 });
 
 test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks on the shipped BF16 weights', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {

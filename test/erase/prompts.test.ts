@@ -50,3 +50,15 @@ test('SSIM: 1 for identical images, lower for a changed one, symmetric', async (
   assert.ok(s < 0.95 && s > -1, String(s));
   assert.ok(Math.abs(s - ssim(b, a)) < 1e-12);
 });
+
+test('pair filter: keeps the pairs within the quantile of the background scores; background texts drop the concept', async () => {
+  const { filterPairs, withoutPhrase } = await import('../../src/erase/mce/prompts.js');
+  assert.deepEqual(filterPairs([0.5, 0.1, 0.9, 0.2, 0.3, 0.05, 0.4, 0.6, 0.7, 0.8], 0.9), [0, 1, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(filterPairs([0.3, 0.1, 0.2], 1), [0, 1, 2]);
+  assert.deepEqual(filterPairs([0.3, 0.1, 0.2, 0.4], 0.5), [1, 2]);
+  assert.throws(() => filterPairs([1], 0));
+  assert.equal(withoutPhrase("an emoji of a chef's knife in noto style", "chef's knife"), 'an emoji of in noto style');
+  assert.equal(withoutPhrase('a kitchen knife, emoji art', 'kitchen knife'), 'emoji art');
+  const s = buildPromptSets(['kitchen knife'], { erasePerTarget: 5 });
+  for (const p of s.erase) assert.ok(p.background !== undefined && !/knife/.test(p.background), p.background);
+});

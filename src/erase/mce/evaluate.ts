@@ -174,3 +174,35 @@ export async function evaluateErasure(
     cache.dispose();
   }
 }
+
+/**
+ * Background-consistency scores of erase pairs for the pair filter, with the emoji dual encoder
+ * (when its weights are there): the original model's images for the erase prompt and for the
+ * neutral prompt from the same noise, scored against the prompt without the concept.
+ */
+export async function pairScores(
+  model: FluxEraseModel,
+  decode: (packed: tf.Tensor) => RgbImage[],
+  pairs: readonly { prompt: string; neutral: string; background?: string }[],
+  sampler: SamplerSettings,
+  opts: { seed?: number; clip?: string } = {},
+): Promise<number[]> {
+  const ev = await import('../../eval/evaluators.js');
+  const path = opts.clip ?? ev.evaluatorPath('clip');
+  if (!existsSync(path)) throw new Error(`the pair filter needs the emoji CLIP weights (${path} not found)`);
+  const cache = new PromptCache(model);
+  try {
+    const noise = tf.concat(pairs.map((_, i) => packedNoise(model, noiseSeed(opts.seed ?? 0, i))), 0);
+    const a = sampleFinal(model, cache, pairs.map((p) => p.prompt), noise, sampler);
+    const b = sampleFinal(model, cache, pairs.map((p) => p.neutral), noise, sampler);
+    const ia = decode(a.final);
+    const ib = decode(b.final);
+    tf.dispose([noise, a.final, b.final]);
+    const texts = pairs.map((p) => p.background ?? p.neutral);
+    const sa = await ev.clipSimilarity(ia, texts, { model: path });
+    const sb = await ev.clipSimilarity(ib, texts, { model: path });
+    return pairs.map((_, i) => Math.abs(sa.data[i * sa.cols + i]! - sb.data[i * sb.cols + i]!));
+  } finally {
+    cache.dispose();
+  }
+}

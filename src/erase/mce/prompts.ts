@@ -19,6 +19,8 @@ export interface ErasePair {
   prompt: string;
   /** The same prompt with the concept replaced by the neutral phrase. */
   neutral: string;
+  /** The prompt without the concept (the "background" text of the pair filter). */
+  background?: string;
 }
 
 export interface PromptSets {
@@ -55,6 +57,12 @@ export function barePhrase(p: string): string {
   return p.trim().replace(/^(?:a|an|the)\s+/i, '');
 }
 
+/** The text without a phrase (and its article): "an emoji of a chef's knife in noto style" -> "an emoji of in noto style". */
+export function withoutPhrase(text: string, phrase: string): string {
+  const re = new RegExp(`\\b(?:an?\\s+)?${phrase.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'i');
+  return text.replace(re, '').replace(/\s+/g, ' ').replace(/^[\s,:]+|[\s,:]+$/g, '').trim();
+}
+
 /** Erase/neutral pairs of one target (train split only), all of them, in a deterministic order. */
 export function erasePairs(t: ErasureTarget, neutralOverride?: string, modelConcepts: readonly string[] = selectConcepts(320, 0)): ErasePair[] {
   const out: ErasePair[] = [];
@@ -63,7 +71,10 @@ export function erasePairs(t: ErasureTarget, neutralOverride?: string, modelConc
     for (const m of t.members) {
       for (const style of [null, ...VENDORS] as (Vendor | null)[]) {
         for (const r of captionRecords(m, style, 'train')) {
-          out.push({ target: t.name, prompt: r.text, neutral: fillTemplate(r.template, neutral, r.stylePhrase) });
+          out.push({
+            target: t.name, prompt: r.text, neutral: fillTemplate(r.template, neutral, r.stylePhrase),
+            background: withoutPhrase(r.text, r.conceptPhrase),
+          });
         }
       }
     }
@@ -76,7 +87,7 @@ export function erasePairs(t: ErasureTarget, neutralOverride?: string, modelConc
         const neutral = neutralOverride !== undefined && neutralOverride.trim() !== ''
           ? fillTemplate(PLAIN_TEMPLATES[0]!, `${r.conceptPhrase} ${barePhrase(neutralOverride)}`)
           : fillTemplate(PLAIN_TEMPLATES[0]!, r.conceptPhrase);
-        out.push({ target: t.name, prompt: r.text, neutral });
+        out.push({ target: t.name, prompt: r.text, neutral, background: neutral });
       }
     }
   }
@@ -120,4 +131,16 @@ export function buildPromptSets(names: readonly string[], opts: PromptOptions = 
   const concepts = [...neighbours, ...others];
   for (let i = 0; preserve.length < nPreserve && i < concepts.length; i++) preserve.push(caption(concepts[i]!, i));
   return { targets: uniq, erase, preserve, neighbours: neighbours.slice(0, nPreserve) };
+}
+
+/**
+ * The reference's prompt-pair filter (mce-method.md §4.3): given a background-consistency score per
+ * erase pair (|cos(img_concept, bg) - cos(img_neutral, bg)|; low = the pair differs only in the
+ * concept), keep the pairs at or below the `quantile` of the scores. Returns the kept indices.
+ */
+export function filterPairs(scores: readonly number[], quantile: number): number[] {
+  if (!(quantile > 0 && quantile <= 1)) throw new Error(`pair filter: quantile must be in (0, 1], got ${quantile}`);
+  const sorted = [...scores].sort((a, b) => a - b);
+  const th = sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(quantile * sorted.length) - 1))]!;
+  return scores.flatMap((s, i) => (s <= th ? [i] : []));
 }
