@@ -33,7 +33,8 @@ export const eraseCommand: Command = {
     'lr-mod': { type: 'number', help: 'learning rate of the text-modulation masks', default: 0.5 },
     'lr-heads': { type: 'number', help: 'learning rate of the head masks (reference: frozen)', default: 0 },
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: not masked)', default: 0 },
-    sparsity: { type: 'number', help: 'weight of an L1 sparsity term on sigmoid(logits) (0 = off, as the reference)', default: 0 },
+    sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
+    'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate)', default: 'l1' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
     eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM); 0 = off', default: 12 },
@@ -74,6 +75,8 @@ export const eraseCommand: Command = {
     const nEval = int('eval', 0, 1000)!;
     const beta = num('beta', 0, 1e6);
     const sparsityW = num('sparsity', 0, 1e6);
+    const sparsityKind = flags['sparsity-kind'] as string;
+    if (sparsityKind !== 'l1' && sparsityKind !== 'l0') throw new UsageError(`mce erase: --sparsity-kind must be l1 or l0, got '${sparsityKind}'`);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100) };
     const cfgFlag = flags['cfg'] as number | undefined;
     if (cfgFlag !== undefined && !(cfgFlag >= 0 && cfgFlag <= 50)) throw new UsageError(`mce erase: --cfg must be in [0, 50], got ${cfgFlag}`);
@@ -120,7 +123,7 @@ export const eraseCommand: Command = {
     const sampler = { timesteps: fluxSchedule(nSteps, { imageSeqLen: m.latent.packed_tokens, shift: m.sampling.shift }), cfg: cfgFlag ?? m.sampling.cfg };
     const settings = mce.defaultMceSettings(sampler, {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
-      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, sparsity: { kind: sparsityW > 0 ? 'l1' : 'none', weight: sparsityW },
+      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, sparsity: { kind: sparsityW > 0 ? sparsityKind : 'none', weight: sparsityW },
     });
     try {
       await mkdir(out, { recursive: true });

@@ -145,3 +145,19 @@ test('mask files round-trip and are checked against the model', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('optional sparsity term: L1 on sigmoid(logits) and expected L0, with gradients', async () => {
+  await useBackend();
+  const { sparsityTerm } = await import('../../src/erase/mce/objective.js');
+  const l = [tf.tensor1d([0, 2]), tf.tensor1d([-1])];
+  const sig = (x: number): number => 1 / (1 + Math.exp(-x));
+  const r = sparsityTerm(l, { kind: 'l1', weight: 3 }, HARD_CONCRETE_DEFAULTS);
+  assert.ok(Math.abs(r.value - (3 * (sig(0) + sig(2) + sig(-1))) / 3) < 1e-5);
+  const g = r.grads![0]!.dataSync();
+  assert.ok(Math.abs(g[0]! - (3 / 3) * 0.25) < 1e-5);
+  const r0 = sparsityTerm(l, { kind: 'l0', weight: 1 }, HARD_CONCRETE_DEFAULTS);
+  const shift = 0.83 * Math.log(0.1 / 1.1);
+  assert.ok(Math.abs(r0.value - (sig(0 - shift) + sig(2 - shift) + sig(-1 - shift)) / 3) < 1e-5);
+  assert.equal(sparsityTerm(l, { kind: 'none', weight: 1 }, HARD_CONCRETE_DEFAULTS).grads, null);
+  tf.dispose([...l, ...r.grads!, ...r0.grads!]);
+});
