@@ -288,99 +288,94 @@ const unsortedSegmentSum: HostKernelSpec = {
   },
 };
 
-// ------------------------------------------------------------------ max-pool gradient
+// ------------------------------------------------------------------ pooling gradients
+
+/** One output position of a 2-D pool: its input window clipped to the image, and where dy is. */
+interface PoolWindow {
+  b: number;
+  hs: number;
+  he: number;
+  ws: number;
+  we: number;
+  /** Offset of this position's channel vector in dy. */
+  yo: number;
+}
+
+/** Walk every output position of a pool over an NHWC input, with the forward's geometry. */
+function forEachPoolWindow(shape: number[], attrs: NamedAttrMap, visit: (w: PoolWindow) => void): void {
+  const info = tf.backend_util.computePool2DInfo(
+    shape as [number, number, number, number],
+    attrs['filterSize'] as [number, number] | number,
+    attrs['strides'] as [number, number] | number,
+    1,
+    attrs['pad'] as 'same' | 'valid' | number,
+    attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
+  );
+  const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
+  const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
+  for (let b = 0; b < batchSize; b++) {
+    for (let oh = 0; oh < outHeight; oh++) {
+      const h0 = oh * sh - info.padInfo.top;
+      for (let ow = 0; ow < outWidth; ow++) {
+        const w0 = ow * sw - info.padInfo.left;
+        visit({
+          b,
+          hs: Math.max(0, h0),
+          he: Math.min(inHeight, h0 + fh),
+          ws: Math.max(0, w0),
+          we: Math.min(inWidth, w0 + fw),
+          yo: ((b * outHeight + oh) * outWidth + ow) * ch,
+        });
+      }
+    }
+  }
+}
 
 /** Routes each dy to the first position (row-major in the window) holding the window's max. */
 const maxPoolGrad: HostKernelSpec = {
   outputs: ({ input }) => [input!.slice()],
   compute: ({ dy, input }, [dx], attrs) => {
-    const info = tf.backend_util.computePool2DInfo(
-      input!.shape as [number, number, number, number],
-      attrs['filterSize'] as [number, number] | number,
-      attrs['strides'] as [number, number] | number,
-      1,
-      attrs['pad'] as 'same' | 'valid' | number,
-      attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
-    );
-    const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
-    const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-    const pt = info.padInfo.top;
-    const pl = info.padInfo.left;
+    const [, inHeight, inWidth, ch] = input!.shape as [number, number, number, number];
     const xv = input!.data;
     const yv = dy!.data;
     const out = dx!.data;
-    for (let b = 0; b < batchSize; b++) {
-      for (let oh = 0; oh < outHeight; oh++) {
-        const h0 = oh * sh - pt;
-        const hs = Math.max(0, h0);
-        const he = Math.min(inHeight, h0 + fh);
-        for (let ow = 0; ow < outWidth; ow++) {
-          const w0 = ow * sw - pl;
-          const ws = Math.max(0, w0);
-          const we = Math.min(inWidth, w0 + fw);
-          const yo = ((b * outHeight + oh) * outWidth + ow) * ch;
-          for (let c = 0; c < ch; c++) {
-            let best = -Infinity;
-            let at = -1;
-            for (let h = hs; h < he; h++) {
-              for (let w = ws; w < we; w++) {
-                const idx = ((b * inHeight + h) * inWidth + w) * ch + c;
-                const v = xv[idx]!;
-                if (at < 0 || v > best) {
-                  best = v;
-                  at = idx;
-                }
-              }
+    forEachPoolWindow(input!.shape, attrs, ({ b, hs, he, ws, we, yo }) => {
+      for (let c = 0; c < ch; c++) {
+        let best = -Infinity;
+        let at = -1;
+        for (let h = hs; h < he; h++) {
+          for (let w = ws; w < we; w++) {
+            const idx = ((b * inHeight + h) * inWidth + w) * ch + c;
+            const v = xv[idx]!;
+            if (at < 0 || v > best) {
+              best = v;
+              at = idx;
             }
-            if (at >= 0) out[at] += yv[yo + c]!;
           }
         }
+        if (at >= 0) out[at] += yv[yo + c]!;
       }
-    }
+    });
   },
 };
-
-// ------------------------------------------------------------------ average-pool gradient
 
 /** dx[window] += dy / (number of in-bounds pixels of the window), matching the forward. */
 const avgPoolGrad: HostKernelSpec = {
   outputs: ({ input }) => [input!.slice()],
   compute: ({ dy, input }, [dx], attrs) => {
-    const info = tf.backend_util.computePool2DInfo(
-      input!.shape as [number, number, number, number],
-      attrs['filterSize'] as [number, number] | number,
-      attrs['strides'] as [number, number] | number,
-      1,
-      attrs['pad'] as 'same' | 'valid' | number,
-      attrs['dimRoundingMode'] as 'floor' | 'round' | 'ceil' | undefined,
-    );
-    const { batchSize, inHeight, inWidth, inChannels: ch, outHeight, outWidth } = info;
-    const { strideHeight: sh, strideWidth: sw, filterHeight: fh, filterWidth: fw } = info;
-    const pt = info.padInfo.top;
-    const pl = info.padInfo.left;
+    const [, inHeight, inWidth, ch] = input!.shape as [number, number, number, number];
     const yv = dy!.data;
     const out = dx!.data;
-    for (let b = 0; b < batchSize; b++) {
-      for (let oh = 0; oh < outHeight; oh++) {
-        const h0 = oh * sh - pt;
-        const hs = Math.max(0, h0);
-        const he = Math.min(inHeight, h0 + fh);
-        for (let ow = 0; ow < outWidth; ow++) {
-          const w0 = ow * sw - pl;
-          const ws = Math.max(0, w0);
-          const we = Math.min(inWidth, w0 + fw);
-          const count = (he - hs) * (we - ws);
-          if (count <= 0) continue;
-          const yo = ((b * outHeight + oh) * outWidth + ow) * ch;
-          for (let h = hs; h < he; h++) {
-            for (let w = ws; w < we; w++) {
-              const xo = ((b * inHeight + h) * inWidth + w) * ch;
-              for (let c = 0; c < ch; c++) out[xo + c] += yv[yo + c]! / count;
-            }
-          }
+    forEachPoolWindow(input!.shape, attrs, ({ b, hs, he, ws, we, yo }) => {
+      const count = (he - hs) * (we - ws);
+      if (count <= 0) return;
+      for (let h = hs; h < he; h++) {
+        for (let w = ws; w < we; w++) {
+          const xo = ((b * inHeight + h) * inWidth + w) * ch;
+          for (let c = 0; c < ch; c++) out[xo + c] += yv[yo + c]! / count;
         }
       }
-    }
+    });
   },
 };
 
