@@ -52,16 +52,13 @@ export async function useBackend(name?: BackendName): Promise<BackendName> {
   setup();
   const env = process.env['MCE_BACKEND'];
   let want: BackendName = name ?? (env ? parseBackend(env) : availableBackends()[0]!);
-  if (want === 'native' && !native) {
-    if (!warned) {
-      process.stderr.write(`mce: native kernels unavailable (${nativeMissing}); using the slower wasm backend\n`);
-      warned = true;
-    }
-    want = 'wasm';
-  } else if (!name && !env && !native && !warned) {
+  // Say once why the fast path is missing, when it was asked for or would have been the default.
+  const wantedNative = want === 'native' || (!name && !env);
+  if (!native && wantedNative && !warned) {
     process.stderr.write(`mce: native kernels unavailable (${nativeMissing}); using the slower wasm backend\n`);
     warned = true;
   }
+  if (want === 'native' && !native) want = 'wasm';
   if (want === 'native') native!.enable();
   else native?.disable();
   const tfName = want === 'cpu' ? 'cpu' : 'wasm';

@@ -24,10 +24,10 @@ test('every backend computes the same matmul', async () => {
   assert.deepEqual(results[0]!.slice(0, 3), [54, -2, -58]);
 });
 
-function runWithBackend(env: string): { code: number | null; stdout: string; stderr: string } {
+function runWithBackend(env: string, extra: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
   const src = "import { useBackend } from './src/engine/backend.ts'; console.log(await useBackend());";
   const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', src], {
-    env: { ...process.env, MCE_BACKEND: env },
+    env: { ...process.env, MCE_BACKEND: env, ...extra },
     encoding: 'utf8',
   });
   return { code: r.status, stdout: r.stdout.trim(), stderr: r.stderr.trim() };
@@ -39,4 +39,11 @@ test('MCE_BACKEND selects the backend and rejects unknown names in one line', ()
   const bad = runWithBackend('gpu');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /MCE_BACKEND must be one of native, wasm, cpu, got 'gpu'/);
+});
+
+test('without the native kernels, asking for native falls back to wasm and says why in one line', () => {
+  const r = runWithBackend('native', { MCE_NATIVE: '0' });
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, 'wasm');
+  assert.match(r.stderr, /^mce: native kernels unavailable \(.*\); using the slower wasm backend$/);
 });
