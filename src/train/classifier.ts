@@ -64,6 +64,11 @@ export interface ClassifierTrainConfig {
     evalEvery: number;
   };
   augment?: Partial<AugmentConfig>;
+  /** A second concept stage from the stage-1 weights: its own schedule and (milder) augmentation. */
+  finetune?: {
+    train: ClassifierTrainConfig['train'];
+    augment?: Partial<AugmentConfig>;
+  };
   /**
    * A dedicated style network, trained after the concept stage (skipped in held-out-vendor runs,
    * where style is undefined). Without it the style head shares the concept features.
@@ -104,6 +109,13 @@ export function validateClassifierConfig(c: ClassifierTrainConfig, where: string
     if (!Number.isInteger(c.train[k]) || c.train[k] < 0) fail(`train.${k} must be a non-negative integer`);
   }
   resolveAugment(c.augment, `${where}: augment`);
+  if (c.finetune !== undefined) {
+    if (!c.finetune.train) fail('"finetune" needs "train"');
+    for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
+      if (!Number.isInteger(c.finetune.train[k]) || c.finetune.train[k] < 0) fail(`finetune.train.${k} must be a non-negative integer`);
+    }
+    resolveAugment(c.finetune.augment, `${where}: finetune.augment`);
+  }
   if (c.style !== undefined) {
     if (!c.style.backbone || !c.style.train) fail('"style" needs "backbone" and "train"');
     if (c.style.backbone.size !== c.dataset.size) fail('style.backbone.size must equal dataset.size');
@@ -269,13 +281,6 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   const init = initClassifier(modelCfg, t.seed);
   const params: Params = {};
   for (const [name, shape] of classifierSpecs(modelCfg)) params[name] = tf.variable(tf.tensor(init[name]!.data, shape, 'float32'), true, `clf/${name}`);
-  const optimizer = new AdamW(params, {
-    lr: t.lr,
-    weightDecay: t.weightDecay,
-    maxGradNorm: t.maxGradNorm,
-    schedule: warmupCosineSchedule(t.warmup, t.steps),
-    groups: [{ name: 'no-decay', match: /(norm\.(weight|bias)|\.bias)$/, weightDecay: 0 }],
-  });
   const total = opts.maxSteps !== undefined ? Math.min(t.steps, opts.maxSteps) : t.steps;
   const nc = modelCfg.concepts.length;
   const ns = modelCfg.styles.length;
@@ -283,58 +288,110 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   // A fixed sample for the quick evaluation logged during training.
   const quick = splits.train.filter((_, i) => i % Math.max(1, Math.floor(splits.train.length / cfg.eval.quickImages)) === 0).slice(0, cfg.eval.quickImages);
 
-  const result = await train<Batch>({
-    params,
-    optimizer,
-    steps: total,
-    seed: t.seed,
+  type StageTrain = ClassifierTrainConfig['train'];
+  /** One concept-training stage over `params` (stage 1, then the optional fine-tuning stage). */
+  const conceptStage = async (st: {
+    label: string; dir: string; tr: StageTrain; aug: AugmentConfig; salt: number; total: number; hash: Record<string, unknown>;
+  }) => {
+    const tr = st.tr;
+    const optimizer = new AdamW(params, {
+      lr: tr.lr,
+      weightDecay: tr.weightDecay,
+      maxGradNorm: tr.maxGradNorm,
+      schedule: warmupCosineSchedule(tr.warmup, tr.steps),
+      groups: [{ name: 'no-decay', match: /(norm\.(weight|bias)|\.bias)$/, weightDecay: 0 }],
+    });
+    try {
+      return await train<Batch>({
+        params,
+        optimizer,
+        steps: st.total,
+        seed: tr.seed,
+        dir: st.dir,
+        checkpointEvery: tr.checkpointEvery,
+        keepCheckpoints: 2,
+        config: st.hash,
+        batchFn: (ctx) => {
+          const { indices } = epochBatch(splits.train.length, tr.batch, tr.seed, ctx.index);
+          const recs = indices.map((i) => splits.train[i]!);
+          const x = new Float32Array(recs.length * s * s * 3);
+          recs.forEach((r, k) => augmentInto(ds.image(r), masks[r]!, s, st.aug, new Rng(mixSeed(tr.seed, st.salt, ctx.index, k)), x, k * s * s * 3));
+          return {
+            x: tf.tensor4d(x, [recs.length, s, s, 3]),
+            concept: tf.tensor1d(recs.map((r) => ds.conceptIndex[r]!), 'int32'),
+            style: tf.tensor1d(recs.map((r) => ds.vendorIndex[r]!), 'int32'),
+            styleMask: tf.tensor1d(recs.map((r) => (splits.styleHeld[ds.conceptIndex[r]!] ? 0 : 1)), 'float32'),
+          };
+        },
+        lossFn: (p, b, ctx) => {
+          const o = classifierForward(modelCfg, p, b.x, { rate: tr.featureDropout, seed: ctx.seed });
+          const ls = tr.labelSmoothing;
+          const target = tf.add(tf.mul(tf.oneHot(b.concept, nc).toFloat(), 1 - ls), ls / nc);
+          const concept = tf.neg(tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(o.conceptLogits)), 1))) as tf.Scalar;
+          const perStyle = tf.neg(tf.sum(tf.mul(tf.oneHot(b.style, ns).toFloat(), tf.logSoftmax(o.styleLogits)), 1));
+          const style = tf.div(tf.sum(tf.mul(perStyle, b.styleMask)), tf.maximum(tf.sum(b.styleMask), 1)) as tf.Scalar;
+          const loss = tf.add(concept, tf.mul(style, tr.styleWeight)) as tf.Scalar;
+          return { loss, terms: { concept, style } };
+        },
+        evalEvery: tr.evalEvery,
+        onEval: ({ step, params: p, progress }) => {
+          if (step === tr.steps) return; // the full evaluation follows
+          const r = evaluateRecords(modelCfg, p, ds, masks, quick, aug, cfg.eval.seed, 1, cfg.eval.batch);
+          progress.log(`${st.label} eval @${step}: augmented views (${r.images}) top1 ${(100 * r.top1).toFixed(1)}% top5 ${(100 * r.top5).toFixed(1)}% style ${(100 * r.style).toFixed(1)}%`);
+        },
+        progress: opts.progress === false ? false : { label: st.label },
+      });
+    } finally {
+      optimizer.dispose();
+    }
+  };
+
+  const result = await conceptStage({
+    label: cfg.name,
     dir: cfg.run,
-    checkpointEvery: t.checkpointEvery,
-    keepCheckpoints: 2,
-    config: {
+    tr: t,
+    aug,
+    salt: 0x61756720,
+    total,
+    hash: {
       kind: cfg.kind, dataset: { ...cfg.dataset, hash: ds.hash }, holdoutVendor: cfg.holdoutVendor, styleHoldout: cfg.styleHoldout,
       backbone: cfg.backbone, train: t, augment: aug, concepts: nc,
     },
-    batchFn: (ctx) => {
-      const { indices } = epochBatch(splits.train.length, t.batch, t.seed, ctx.index);
-      const recs = indices.map((i) => splits.train[i]!);
-      const x = new Float32Array(recs.length * s * s * 3);
-      recs.forEach((r, k) => augmentInto(ds.image(r), masks[r]!, s, aug, new Rng(mixSeed(t.seed, 0x61756720, ctx.index, k)), x, k * s * s * 3));
-      return {
-        x: tf.tensor4d(x, [recs.length, s, s, 3]),
-        concept: tf.tensor1d(recs.map((r) => ds.conceptIndex[r]!), 'int32'),
-        style: tf.tensor1d(recs.map((r) => ds.vendorIndex[r]!), 'int32'),
-        styleMask: tf.tensor1d(recs.map((r) => (splits.styleHeld[ds.conceptIndex[r]!] ? 0 : 1)), 'float32'),
-      };
-    },
-    lossFn: (p, b, ctx) => {
-      const o = classifierForward(modelCfg, p, b.x, { rate: t.featureDropout, seed: ctx.seed });
-      const ls = t.labelSmoothing;
-      const target = tf.add(tf.mul(tf.oneHot(b.concept, nc).toFloat(), 1 - ls), ls / nc);
-      const concept = tf.neg(tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(o.conceptLogits)), 1))) as tf.Scalar;
-      const perStyle = tf.neg(tf.sum(tf.mul(tf.oneHot(b.style, ns).toFloat(), tf.logSoftmax(o.styleLogits)), 1));
-      const style = tf.div(tf.sum(tf.mul(perStyle, b.styleMask)), tf.maximum(tf.sum(b.styleMask), 1)) as tf.Scalar;
-      const loss = tf.add(concept, tf.mul(style, t.styleWeight)) as tf.Scalar;
-      return { loss, terms: { concept, style } };
-    },
-    evalEvery: t.evalEvery,
-    onEval: ({ step, params: p, progress }) => {
-      if (step === t.steps) return; // the full evaluation follows
-      const r = evaluateRecords(modelCfg, p, ds, masks, quick, aug, cfg.eval.seed, 1, cfg.eval.batch);
-      progress.log(`${cfg.name} eval @${step}: augmented views (${r.images}) top1 ${(100 * r.top1).toFixed(1)}% top5 ${(100 * r.top5).toFixed(1)}% style ${(100 * r.style).toFixed(1)}%`);
-    },
-    progress: opts.progress === false ? false : { label: cfg.name },
   });
-
+  const ft = cfg.finetune;
+  const allSteps = t.steps + (ft ? ft.train.steps : 0) + (cfg.style && cfg.holdoutVendor === null ? cfg.style.train.steps : 0);
   if (result.step < t.steps) {
     log(`${cfg.name}: stopped at step ${result.step}/${t.steps}; run the same command again to continue`);
-    optimizer.dispose();
     tf.dispose(Object.values(params));
-    return { step: result.step, total: t.steps, complete: false };
+    return { step: result.step, total: allSteps, complete: false };
   }
-  optimizer.dispose();
   let trainingSeconds = result.elapsedSeconds;
-  let styleStage: { steps: number; seconds: number } | null = null;
+  const stages: Record<string, { steps: number; seconds: number }> = { concept: { steps: t.steps, seconds: Math.round(result.elapsedSeconds) } };
+
+  // Fine-tuning: a second cosine cycle from the stage-1 weights, at a lower rate with milder augmentation.
+  if (ft) {
+    const ftAug = resolveAugment(ft.augment);
+    const ftTotal = Math.min(ft.train.steps, opts.maxSteps !== undefined ? Math.max(0, opts.maxSteps - t.steps) : ft.train.steps);
+    const r2 = await conceptStage({
+      label: `${cfg.name}/finetune`,
+      dir: join(cfg.run, 'finetune'),
+      tr: ft.train,
+      aug: ftAug,
+      salt: 0x66696e65,
+      total: ftTotal,
+      hash: {
+        kind: 'classifier-finetune', dataset: { ...cfg.dataset, hash: ds.hash }, holdoutVendor: cfg.holdoutVendor, styleHoldout: cfg.styleHoldout,
+        backbone: cfg.backbone, from: { train: t, augment: aug }, train: ft.train, augment: ftAug, concepts: nc,
+      },
+    });
+    if (r2.step < ft.train.steps) {
+      log(`${cfg.name}: fine-tuning stopped at step ${r2.step}/${ft.train.steps}; run the same command again to continue`);
+      tf.dispose(Object.values(params));
+      return { step: t.steps + r2.step, total: allSteps, complete: false };
+    }
+    trainingSeconds += r2.elapsedSeconds;
+    stages['finetune'] = { steps: ft.train.steps, seconds: Math.round(r2.elapsedSeconds) };
+  }
 
   // The dedicated style network (shipped model): trained after the concept stage, on the same
   // records, without the style-held-out concepts.
@@ -355,7 +412,8 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
       groups: [{ name: 'no-decay', match: /(norm\.(weight|bias)|\.bias)$/, weightDecay: 0 }],
     });
     const styleTrain = splits.train.filter((r) => !splits.styleHeld[ds.conceptIndex[r]!]);
-    const left = opts.maxSteps !== undefined ? Math.max(0, opts.maxSteps - t.steps) : st.train.steps;
+    const before = t.steps + (ft ? ft.train.steps : 0);
+    const left = opts.maxSteps !== undefined ? Math.max(0, opts.maxSteps - before) : st.train.steps;
     const sTotal = Math.min(st.train.steps, left);
     const quickStyle = thinTo(splits.train, cfg.eval.quickImages);
     const heldStyle = thinTo(splits.train.filter((r) => splits.styleHeld[ds.conceptIndex[r]!]), cfg.eval.quickImages);
@@ -399,7 +457,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     if (sResult.step < st.train.steps) {
       log(`${cfg.name}: style stage stopped at step ${sResult.step}/${st.train.steps}; run the same command again to continue`);
       tf.dispose([...Object.values(params), ...Object.values(sParams)]);
-      return { step: t.steps + sResult.step, total: t.steps + st.train.steps, complete: false };
+      return { step: before + sResult.step, total: allSteps, complete: false };
     }
     // The combined model: concept backbone and head, the style network and its head.
     params['style_head.weight']!.dispose();
@@ -409,7 +467,7 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
     Object.assign(params, sParams);
     modelCfg = sCfg;
     trainingSeconds += sResult.elapsedSeconds;
-    styleStage = { steps: st.train.steps, seconds: Math.round(sResult.elapsedSeconds) };
+    stages['style'] = { steps: st.train.steps, seconds: Math.round(sResult.elapsedSeconds) };
   }
 
   // Full evaluation.
@@ -468,9 +526,9 @@ export async function trainClassifier(cfg: ClassifierTrainConfig, opts: Classifi
   const machine = machineInfo();
   const command = trainCommand('classifier', opts.configPath ?? '<config>');
   const training = {
-    steps: t.steps,
+    steps: allSteps,
     seconds: Math.round(trainingSeconds),
-    ...(styleStage ? { conceptStage: { steps: t.steps, seconds: Math.round(result.elapsedSeconds) }, styleStage } : {}),
+    stages,
     machine: `${machine.cpu} x${machine.cores}`,
     cores: machine.cores,
     cpu: machine.cpu,

@@ -37,6 +37,13 @@ function classifierConfig(over: Partial<ClassifierTrainConfig> = {}): Classifier
       featureDropout: 0.1, maxGradNorm: 2, seed: 1, checkpointEvery: 1, evalEvery: 2,
     },
     augment: {},
+    finetune: {
+      train: {
+        steps: 2, batch: 6, lr: 0.001, warmup: 1, weightDecay: 0.01, labelSmoothing: 0.1, styleWeight: 0.1,
+        featureDropout: 0.1, maxGradNorm: 2, seed: 3, checkpointEvery: 1, evalEvery: 1,
+      },
+      augment: { rotate: 5 },
+    },
     style: {
       backbone: { size: 16, widths: [8, 8], depths: [0, 1], groups: 4 },
       train: { steps: 3, batch: 6, lr: 0.003, warmup: 1, weightDecay: 0.01, labelSmoothing: 0.05, maxGradNorm: 2, seed: 2, checkpointEvery: 1, evalEvery: 2 },
@@ -54,12 +61,13 @@ const log = (s: string): void => { logs.push(s); };
 test('classifier trainer: stops at --max-steps, resumes, and writes weights with a complete manifest', async () => {
   const cfg = classifierConfig();
   const first = await trainClassifier(cfg, { maxSteps: 2, progress: false, log, cacheDir, configPath: 'tiny.json' });
-  assert.deepEqual(first, { step: 2, total: 4, complete: false });
+  assert.deepEqual(first, { step: 2, total: 9, complete: false });
   assert.ok(readdirSync(cfg.run).some((f) => f.startsWith('ckpt-00000002')));
   assert.ok(!existsSync(join(cfg.out!, 'manifest.json')));
-  // --max-steps counts both stages: 4 concept steps, then 1 of the 3 style steps.
-  const second = await trainClassifier(cfg, { maxSteps: 5, progress: false, log, cacheDir, configPath: 'tiny.json' });
-  assert.deepEqual(second, { step: 5, total: 7, complete: false });
+  // --max-steps counts every stage: 4 concept steps, 2 fine-tuning steps, then 1 of the 3 style steps.
+  const second = await trainClassifier(cfg, { maxSteps: 7, progress: false, log, cacheDir, configPath: 'tiny.json' });
+  assert.deepEqual(second, { step: 7, total: 9, complete: false });
+  assert.ok(readdirSync(join(cfg.run, 'finetune')).some((f) => f.startsWith('ckpt-00000002')));
   assert.ok(readdirSync(join(cfg.run, 'style')).some((f) => f.startsWith('ckpt-00000001')));
   logs.length = 0;
   const m = await trainClassifier(cfg, { progress: true, log, cacheDir, configPath: 'tiny.json' }) as Record<string, any>;
@@ -70,8 +78,9 @@ test('classifier trainer: stops at --max-steps, resumes, and writes weights with
   assert.equal(manifest.command, 'mce train classifier --config tiny.json');
   assert.match(manifest.dataset.hash, /^[0-9a-f]{64}$/);
   assert.equal(manifest.dataset.records, 18);
-  assert.equal(manifest.training.steps, 4);
-  assert.equal(manifest.training.styleStage.steps, 3);
+  assert.equal(manifest.training.steps, 9);
+  assert.deepEqual(Object.keys(manifest.training.stages), ['concept', 'finetune', 'style']);
+  assert.equal(manifest.training.stages.style.steps, 3);
   assert.match(manifest.description, /separate small network/);
   assert.ok(manifest.training.cores >= 1 && typeof manifest.training.cpu === 'string');
   assert.ok(manifest.training.seconds >= 0);
@@ -98,7 +107,7 @@ test('classifier trainer: a held-out-vendor run trains without that vendor and w
   assert.deepEqual(r.quality.heldOutVendor.trainedOn, ['noto', 'fluent']);
   assert.equal(r.quality.heldOutVendor.clean.images, 6);
   assert.equal(r.quality.realRenders.images, 12);
-  assert.equal(r.training.styleStage, undefined, 'no style stage without the held-out vendor');
+  assert.deepEqual(Object.keys(r.training.stages), ['concept', 'finetune'], 'no style stage in a held-out-vendor run');
   // A shipped model's manifest embeds the held-out-vendor reports it names.
   const cfg2 = classifierConfig({ heldOutVendorReports: [report] });
   const m = await trainClassifier(cfg2, { progress: false, log, cacheDir, configPath: 'tiny.json' }) as Record<string, any>;
