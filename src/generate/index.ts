@@ -1,0 +1,61 @@
+// Text-to-image models behind one interface, whatever their family: `mce generate`, `mce eval` and
+// the erasure code ask for a model by name or folder and get a TextToImageModel. The manifest's
+// `format` picks the family; each family's loader lives in its own file (flux-emoji.ts, sd-emoji.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FLUX_EMOJI_FORMAT, generate as fluxGenerate, loadFluxEmoji, ModelLoadError, resolveModelDir, type GenerateOptions, type GenerateResult } from './flux-emoji.js';
+
+export { imageGrid, squareGrid, ModelLoadError, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
+
+/** Names `--model` accepts besides a path (each is a folder under models/). */
+export const SHIPPED_MODELS = ['flux-emoji', 'sd-emoji'] as const;
+
+export interface TextToImageModel {
+  /** The manifest's name (e.g. 'flux-emoji'). */
+  name: string;
+  /** 'flow' (FLUX, Euler) or 'diffusion' (UNet, DDIM). */
+  family: 'flow' | 'diffusion';
+  /** The bundle folder. */
+  dir: string;
+  /** The parsed manifest.json. */
+  manifest: Record<string, unknown>;
+  /** Output images are imageSize x imageSize RGB. */
+  imageSize: number;
+  /** Sampling defaults from the manifest. */
+  defaults: { steps: number; cfg: number };
+  /** n images for one prompt; image k of a call uses noise seeded by mixSeed(seed, k). */
+  generate(opts: GenerateOptions): GenerateResult;
+  dispose(): void;
+}
+
+/** Read a bundle's manifest.json (one clear line when missing or not JSON). */
+export function readManifest(nameOrPath: string): { dir: string; manifest: Record<string, unknown> } {
+  const dir = resolveModelDir(nameOrPath);
+  const path = join(dir, 'manifest.json');
+  if (!existsSync(path)) throw new ModelLoadError(`no model at ${nameOrPath}: ${path} not found`);
+  try {
+    return { dir, manifest: JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> };
+  } catch (e) {
+    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** Load any shipped model or bundle folder. */
+export async function loadTextToImage(nameOrPath: string): Promise<TextToImageModel> {
+  const { manifest } = readManifest(nameOrPath);
+  const format = String(manifest['format']);
+  if (format === FLUX_EMOJI_FORMAT) {
+    const m = await loadFluxEmoji(nameOrPath);
+    return {
+      name: m.manifest.name,
+      family: 'flow',
+      dir: m.dir,
+      manifest: m.manifest,
+      imageSize: m.manifest.image_size,
+      defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
+      generate: (opts) => fluxGenerate(m, opts),
+      dispose: () => m.dispose(),
+    };
+  }
+  throw new ModelLoadError(`${nameOrPath}: unknown model format '${format}' (known: ${FLUX_EMOJI_FORMAT})`);
+}
