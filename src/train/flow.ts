@@ -453,7 +453,8 @@ export async function exportFlowModel(
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      total_steps: (run.init?.step ?? 0) + cfg.train.steps,
+      // A chain of stages: notes.prior_steps counts every step before this stage's init checkpoint's.
+      total_steps: (typeof cfg.notes?.['prior_steps'] === 'number' ? (cfg.notes['prior_steps'] as number) : run.init?.step ?? 0) + cfg.train.steps,
       init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),
