@@ -1,8 +1,35 @@
 // The one place that imports tfjs. The union package is used because its Node bundle registers
 // every gradient and the chained ops; tfjs-core's own CJS bundle does not (engine-measurements §2a).
-import * as tf from '@tensorflow/tfjs';
-import '@tensorflow/tfjs-backend-wasm';
+//
+// It is loaded with require, not `import`: an ES import of a CommonJS package makes Node scan the
+// source for export names, following the union's re-exports through all seven tfjs bundles (~7 MB);
+// that scan cost about 0.8 s of every command's start on the 2-core machine, the require itself 0.3 s.
+import { createRequire } from 'node:module';
+import type * as TF from '@tensorflow/tfjs';
 
-export { tf };
-export type Tensor = tf.Tensor;
-export type Rank = tf.Rank;
+const require = createRequire(import.meta.url);
+
+export const tf = require('@tensorflow/tfjs') as typeof TF;
+// Registers the wasm backend with tfjs (initialised only when a backend selects it).
+require('@tensorflow/tfjs-backend-wasm');
+
+// The tfjs types mce names as `tf.X` (a namespace of types only merges with the value above).
+export declare namespace tf {
+  export type Tensor<R extends TF.Rank = TF.Rank> = TF.Tensor<R>;
+  export type Scalar = TF.Scalar;
+  export type Tensor1D = TF.Tensor1D;
+  export type Tensor2D = TF.Tensor2D;
+  export type Tensor3D = TF.Tensor3D;
+  export type Tensor4D = TF.Tensor4D;
+  export type Variable<R extends TF.Rank = TF.Rank> = TF.Variable<R>;
+  export type Rank = TF.Rank;
+  export type GradSaveFunc = TF.GradSaveFunc;
+  export type TensorContainer = TF.TensorContainer;
+  export type NamedTensorMap = TF.NamedTensorMap;
+  export namespace backend_util {
+    export type ExplicitPadding = TF.backend_util.ExplicitPadding;
+  }
+}
+
+export type Tensor = TF.Tensor;
+export type Rank = TF.Rank;
