@@ -10,41 +10,14 @@ import type { RgbImage } from '../../generate/flux-emoji.js';
 import { captionRecords, canonicalCaption } from '../../world/captions.js';
 import { selectConcepts } from '../../world/dataset.js';
 import { VENDORS } from '../../world/vendors.js';
+import { ssim as ssimOf } from '../../eval/ssim.js';
 import { fluxMasksFrom, type HostMasks } from './masks.js';
 import { PromptCache, noiseSeed, packedNoise, sampleFinal, type FluxEraseModel, type SamplerSettings } from './objective.js';
 import type { PromptSets } from './prompts.js';
 
-/** Mean SSIM over RGB channels, 7x7 uniform windows (scikit-image defaults), data range 255. */
+/** Mean SSIM over RGB channels, 7x7 uniform windows with sample covariance (scikit-image defaults). */
 export function ssim(a: RgbImage, b: RgbImage, win = 7): number {
-  if (a.width !== b.width || a.height !== b.height) throw new Error('ssim: images differ in size');
-  const { width: W, height: H } = a;
-  const w = Math.min(win, W, H);
-  const C1 = (0.01 * 255) ** 2;
-  const C2 = (0.03 * 255) ** 2;
-  const n = w * w;
-  const cov = n / (n - 1);
-  let sum = 0;
-  let count = 0;
-  for (let c = 0; c < 3; c++) {
-    for (let y = 0; y + w <= H; y++) {
-      for (let x = 0; x + w <= W; x++) {
-        let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
-        for (let dy = 0; dy < w; dy++) {
-          for (let dx = 0; dx < w; dx++) {
-            const i = ((y + dy) * W + x + dx) * 3 + c;
-            const va = a.data[i]!;
-            const vb = b.data[i]!;
-            sa += va; sb += vb; saa += va * va; sbb += vb * vb; sab += va * vb;
-          }
-        }
-        const ma = sa / n, mb = sb / n;
-        const va = (saa / n - ma * ma) * cov, vb = (sbb / n - mb * mb) * cov, vab = (sab / n - ma * mb) * cov;
-        sum += ((2 * ma * mb + C1) * (2 * vab + C2)) / ((ma * ma + mb * mb + C1) * (va + vb + C2));
-        count++;
-      }
-    }
-  }
-  return sum / count;
+  return ssimOf(a, b, { window: 'uniform', size: win, sampleCovariance: true });
 }
 
 export interface EvalGroup {
