@@ -16,4 +16,5 @@ export const commands: CommandEntry[] = [
   { name: 'concepts', load: async () => (await import('./concepts.js')).conceptsCommand },
   { name: 'erase', load: async () => (await import('./erase.js')).eraseCommand },
   { name: 'apply-masks', load: async () => (await import('./apply-masks.js')).applyMasksCommand },
+  { name: 'eval', load: async () => (await import('./eval.js')).evalCommand },
 ];

@@ -1,0 +1,101 @@
+// `mce eval <what>`: measurements of a model with the emoji-world evaluators. One table of
+// subcommands (quality now; erasure and others later), sharing the command's flags.
+//
+//   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--out DIR]
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+
+/** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
+export interface EvalSubcommand {
+  summary: string;
+  run(flags: FlagValues): Promise<number>;
+}
+
+export const EVALS: Record<string, EvalSubcommand> = {
+  quality: {
+    summary: 'held-out prompts x styles x seeds, scored by the evaluators next to real renders; issue 4 bars',
+    run: runQuality,
+  },
+};
+
+export const evalCommand: Command = {
+  name: 'eval',
+  summary: `evaluate a model with the emoji-world evaluators (${Object.keys(EVALS).map((k) => `${k}: ${EVALS[k]!.summary}`).join('; ')})`,
+  args: '<what>',
+  flags: {
+    model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
+    json: { type: 'boolean', help: 'print one JSON object instead of the table' },
+    seeds: { type: 'number', help: 'noises per (concept, style) prompt', default: 4 },
+    concepts: { type: 'string', help: "'all' the model's concepts, a count N (erasure targets first, then a seeded sample), or names a,b,c", default: 'all' },
+    seed: { type: 'number', help: 'seed of the prompt choice, noises and concept sample', default: 0 },
+    out: { type: 'string', help: 'folder for quality.json and samples.png' },
+    classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
+    clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
+  },
+  async run(args, flags) {
+    const what = args[0];
+    if (!what || args.length > 1) throw new UsageError(`mce eval: give one of ${Object.keys(EVALS).join(', ')}`);
+    const sub = EVALS[what];
+    if (!sub) throw new UsageError(`mce eval: unknown evaluation '${what}' (known: ${Object.keys(EVALS).join(', ')})`);
+    return sub.run(flags);
+  },
+};
+
+/** --concepts: 'all', a positive count, or comma-separated names. */
+export function parseConcepts(raw: string): 'all' | number | string[] {
+  const s = raw.trim();
+  if (s === 'all') return 'all';
+  if (/^[0-9]+$/.test(s)) {
+    const n = Number(s);
+    if (n < 1) throw new UsageError(`mce eval: --concepts count must be at least 1, got ${s}`);
+    return n;
+  }
+  const names = s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (!names.length) throw new UsageError("mce eval: --concepts must be 'all', a count, or names a,b,c");
+  return names;
+}
+
+async function runQuality(flags: FlagValues): Promise<number> {
+  const seeds = flags['seeds'] as number;
+  if (!Number.isInteger(seeds) || seeds < 1 || seeds > 64) throw new UsageError(`mce eval quality: --seeds must be an integer in [1, 64], got ${seeds}`);
+  const seed = flags['seed'] as number;
+  if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`mce eval quality: --seed must be a non-negative integer, got ${seed}`);
+  const concepts = parseConcepts(String(flags['concepts']));
+  const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
+  const { useBackend } = await import('../engine/backend.js');
+  const { loadTextToImage, ModelLoadError } = await import('../generate/index.js');
+  const { evaluateQuality } = await import('../eval/quality.js');
+  const { formatQuality } = await import('../eval/quality-table.js');
+  await useBackend();
+  let model;
+  try {
+    model = await loadTextToImage(String(flags['model']));
+  } catch (e) {
+    if (e instanceof ModelLoadError) throw new UserError(e.message);
+    throw e;
+  }
+  let result;
+  try {
+    result = await evaluateQuality(model, {
+      seeds,
+      seed,
+      concepts,
+      classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
+      clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
+    });
+  } catch (e) {
+    throw new UserError((e as Error).message.split('\n')[0]!);
+  } finally {
+    model.dispose();
+  }
+  if (out) {
+    const { writeFileAtomic } = await import('../io/atomic.js');
+    const { writePng } = await import('../io/png.js');
+    mkdirSync(out, { recursive: true });
+    await writeFileAtomic(join(out, 'quality.json'), JSON.stringify(result.report, null, 2) + '\n');
+    await writePng(join(out, 'samples.png'), { ...result.grid, channels: 3 });
+  }
+  process.stdout.write(flags['json'] === true ? JSON.stringify(result.report) + '\n' : formatQuality(result.report) + '\n');
+  return 0;
+}

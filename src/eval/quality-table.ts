@@ -1,0 +1,50 @@
+// The human-readable table of `mce eval quality`: metrics (generated next to real renders), the
+// erasure targets' detection rates, and the bars as PASS/FAIL with what was measured.
+import type { QualityReport } from './quality.js';
+
+const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  // Text columns left, numbers right.
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('   ').trimEnd());
+}
+
+export function formatQuality(r: QualityReport): string {
+  const m = r.metrics;
+  const lines: string[] = [];
+  lines.push(
+    `mce eval quality: ${r.model.name} (${r.model.family}, ${r.model.steps} steps, cfg ${r.model.cfg}): ` +
+      `${r.concepts} concepts x ${r.styles.length} styles x ${r.seeds} seeds = ${r.images.generated} generated images; ${r.images.real} real renders`,
+  );
+  lines.push(`prompts: ${r.prompts} (seed ${r.seed})`);
+  lines.push(r.classifiedAmong.note);
+  lines.push('');
+  const clip = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(2));
+  lines.push(
+    ...table([
+      ['metric', 'generated', 'real renders'],
+      [m.conceptTop1.name, pct(m.conceptTop1.generated), pct(m.conceptTop1.real)],
+      [m.conceptTop5.name, pct(m.conceptTop5.generated), pct(m.conceptTop5.real)],
+      [m.style.name, pct(m.style.generated), pct(m.style.real)],
+      [m.clipScore.name, clip(m.clipScore.generated), clip(m.clipScore.real)],
+      [`${m.fid.name}, generated vs real`, m.fid.value.toFixed(3), ''],
+      [`${m.kid.name}, generated vs real`, `${m.kid.mean.toFixed(4)} ± ${m.kid.std.toFixed(4)}`, ''],
+    ]),
+  );
+  if (m.clipScore.generated === null) lines.push(`CLIP score ${m.clipScore.note}`);
+  lines.push(`KID: ${m.kid.subsets} subsets of ${m.kid.subsetSize} images`);
+  lines.push('');
+  lines.push(
+    ...table([
+      ['erasure target', 'generated', 'detected', 'real renders'],
+      ...r.targets.map((t) => [t.name, String(t.images), pct(t.detection), pct(t.real)]),
+    ]),
+  );
+  lines.push('(detected: top-1 concept among the model\'s concepts is one of the target\'s; styles: predicted style)');
+  lines.push('');
+  for (const b of r.bars) lines.push(`${b.pass === null ? 'n/a ' : b.pass ? 'PASS' : 'FAIL'}  ${b.name}: ${b.detail}`);
+  lines.push('');
+  lines.push(`time: ${r.seconds.total} s (generation ${r.seconds.generate} s, ${r.seconds.perImage} s/image; scoring ${r.seconds.score} s)`);
+  return lines.join('\n');
+}
