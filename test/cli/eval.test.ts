@@ -1,0 +1,66 @@
+// mce eval as a user runs it: one-line usage errors with exit code 2, user errors with 1, and one
+// small `mce eval quality` on the shipped flux-emoji with a tiny random classifier (--json, --out).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodePng } from '../../src/io/png.js';
+import { initClassifier, saveClassifier, type ClassifierConfig } from '../../src/models/classifier/classifier.js';
+import { selectConcepts } from '../../src/world/dataset.js';
+import { runCli } from './run.js';
+
+const SHIPPED = fileURLToPath(new URL('../../models/flux-emoji/manifest.json', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'mce-eval-'));
+const clf = join(dir, 'clf.safetensors');
+
+before(async () => {
+  // A tiny random classifier over flux-emoji's 320 concepts: the run is about the plumbing, not the numbers.
+  const cfg: ClassifierConfig = { backbone: { size: 16, widths: [8, 16], depths: [1, 1], groups: 4 }, concepts: selectConcepts(320, 0), styles: ['noto', 'fluent', 'twemoji'] };
+  await saveClassifier(clf, cfg, initClassifier(cfg, 2), 'F16');
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('eval: usage errors exit 2 and user errors exit 1, each one line', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['eval'], 2, /^mce eval: give one of quality/],
+    [['eval', 'nope'], 2, /^mce eval: unknown evaluation 'nope' \(known: quality\)/],
+    [['eval', 'quality', 'extra'], 2, /^mce eval: give one of quality/],
+    [['eval', 'quality', '--seeds', '0'], 2, /^mce eval quality: --seeds must be an integer in \[1, 64\], got 0/],
+    [['eval', 'quality', '--seeds', '2.5'], 2, /^mce eval quality: --seeds must be an integer/],
+    [['eval', 'quality', '--seeds', 'abc'], 2, /^mce eval: --seeds must be a number, got 'abc'/],
+    [['eval', 'quality', '--concepts', '0'], 2, /^mce eval: --concepts count must be at least 1/],
+    [['eval', 'quality', '--concepts', ' , '], 2, /^mce eval: --concepts must be 'all', a count, or names/],
+    [['eval', 'quality', '--model', join(dir, 'no-model')], 1, /^mce: no model at /],
+  ];
+  const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
+  runs.forEach((r, i) => {
+    const [argv, code, re] = cases[i]!;
+    assert.equal(r.code, code, `${argv.join(' ')}: exit ${r.code}, stderr ${r.err}`);
+    assert.match(r.err, re, argv.join(' '));
+    assert.equal(r.err.trim().split('\n').length, 1, `${argv.join(' ')}: more than one line: ${r.err}`);
+  });
+});
+
+test('eval quality on flux-emoji: an unknown concept is one line; --json is one object; --out writes quality.json and samples.png', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
+  const out = join(dir, 'out');
+  const [bad, ok] = await Promise.all([
+    runCli(['eval', 'quality', '--concepts', 'kitchen knif', '--classifier', clf]),
+    runCli(['eval', 'quality', '--concepts', 'kitchen knife', '--seeds', '1', '--classifier', clf, '--clip', join(dir, 'none'), '--json', '--out', out]),
+  ]);
+  assert.equal(bad.code, 1, bad.err);
+  assert.match(bad.err, /^mce: unknown concept "kitchen knif"; did you mean "kitchen knife"/);
+  assert.equal(ok.code, 0, ok.err);
+  assert.match(ok.err, /eval quality 3\/3 100%/, 'progress on stderr');
+  const lines = ok.out.trim().split('\n');
+  assert.equal(lines.length, 1);
+  const report = JSON.parse(lines[0]!);
+  assert.deepEqual(report.images, { generated: 3, real: 3 });
+  assert.equal(report.model.name, 'flux-emoji');
+  assert.equal(report.classifiedAmong.concepts, 320);
+  assert.equal(report.metrics.clipScore.generated, null);
+  assert.deepEqual(JSON.parse(readFileSync(join(out, 'quality.json'), 'utf8')), report);
+  const grid = decodePng(readFileSync(join(out, 'samples.png')));
+  assert.equal(grid.width, 6 * 32 + 7 * 2, 'per style: the real render and one seed');
+});
