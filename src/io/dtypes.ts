@@ -115,21 +115,27 @@ function fp8Table(dtype: 'F8_E4M3' | 'F8_E5M2'): Float32Array {
 
 /**
  * Decode raw little-endian bytes of any dtype into float32 (integers and BOOL become numbers; 64-bit
- * integers beyond 2^24 lose precision, as in any float32 cast). For F32 the result may share memory
- * with `bytes`.
+ * integers beyond 2^24 lose precision, as in any float32 cast). Without `into`, the result is a new
+ * array, except for F32, where it may share memory with `bytes`. With `into` (exactly as many
+ * elements as `bytes` holds), the values are written there and `into` is returned.
  */
-export function toFloat32(dtype: Dtype, bytes: Uint8Array): Float32Array {
+export function toFloat32(dtype: Dtype, bytes: Uint8Array, into?: Float32Array): Float32Array {
   const src = viewAs(dtype, bytes);
   const n = src.length;
-  if (dtype === 'F32') return src as Float32Array; // may share memory with `bytes`
-  const out = new Float32Array(n);
+  if (into && into.length !== n) throw new Error(`toFloat32: ${n} ${dtype} elements do not fit an array of ${into.length}`);
+  if (dtype === 'F32') {
+    if (!into) return src as Float32Array; // may share memory with `bytes`
+    into.set(src as Float32Array);
+    return into;
+  }
+  const out = into ?? new Float32Array(n);
   if (dtype === 'BF16') {
     // bf16 is the top half of an f32: shifting the bits back up is exact.
-    const bits = new Uint32Array(out.buffer);
+    const bits = new Uint32Array(out.buffer, out.byteOffset, n);
     const h = src as Uint16Array;
     for (let i = 0; i < n; i++) bits[i] = h[i]! << 16;
   } else if (dtype === 'F16') {
-    const bits = new Uint32Array(out.buffer);
+    const bits = new Uint32Array(out.buffer, out.byteOffset, n);
     const table = f16ToF32Table();
     const h = src as Uint16Array;
     for (let i = 0; i < n; i++) bits[i] = table[h[i]!]!;
