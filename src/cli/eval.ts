@@ -14,7 +14,7 @@ export interface EvalSubcommand {
 
 export const EVALS: Record<string, EvalSubcommand> = {
   quality: {
-    summary: 'held-out prompts x styles x seeds, scored by the evaluators next to real renders; issue 4 bars',
+    summary: 'held-out prompts x styles x seeds scored next to real renders: accuracy, CLIP score, FID/KID, target detection, pass/fail bars',
     run: runQuality,
   },
 };
