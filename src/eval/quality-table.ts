@@ -33,7 +33,7 @@ export function formatQuality(r: QualityReport): string {
     ]),
   );
   if (m.clipScore.generated === null) lines.push(`CLIP score ${m.clipScore.note}`);
-  lines.push(`KID: ${m.kid.subsets} subsets of ${m.kid.subsetSize} images`);
+  lines.push(`FID: ${m.fid.note}. KID: ${m.kid.subsets} subsets of ${m.kid.subsetSize} images.`);
   lines.push('');
   lines.push(
     ...table([

@@ -100,7 +100,7 @@ export interface QualityReport {
     conceptTop5: Accuracy;
     style: Accuracy;
     clipScore: { name: string; generated: number | null; real: number | null; note: string };
-    fid: { name: string; value: number };
+    fid: { name: string; value: number; note: string };
     kid: { name: string } & KidResult;
   };
   targets: TargetDetection[];
@@ -361,7 +361,11 @@ export async function evaluateQuality(model: TextToImageModel, opts: QualityOpti
         ...clip,
         note: hasClip ? 'mean over images, each with its own prompt; real: the real render with the same prompt' : `skipped: emoji CLIP weights not found (${clipPath})`,
       },
-      fid: { name: METRIC_NAMES.fid, value: fid(sg.features, sr.features) },
+      fid: {
+        name: METRIC_NAMES.fid,
+        value: fid(sg.features, sr.features),
+        note: `${gen.length} generated vs ${real.length} real images in ${sg.features.dim} feature dimensions; FID is biased by the sample sizes, so compare runs of the same size only`,
+      },
       kid: { name: METRIC_NAMES.kid, ...kid(sg.features, sr.features, { seed, subsets: opts.kidSubsets ?? 100 }) },
     },
     targets,
