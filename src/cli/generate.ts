@@ -1,15 +1,16 @@
-// `mce generate`: text to image with a shipped model (flux-emoji) or a model folder.
+// `mce generate`: text to image with a shipped model (flux-emoji, sd-emoji) or a model folder, any
+// family (generate/index.ts loadTextToImage picks the loader from the manifest's format).
 import { writePng } from '../io/png.js';
 import { UsageError, UserError, type Command } from './command.js';
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'generate images from a text prompt (flux-emoji or a model folder); same seed and flags, same bytes',
+  summary: 'generate images from a text prompt (flux-emoji, sd-emoji or a model folder); same seed and flags, same bytes',
   flags: {
-    model: { type: 'string', help: 'flux-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
+    model: { type: 'string', help: 'flux-emoji, sd-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
     prompt: { type: 'string', help: 'the text prompt' },
     seed: { type: 'number', help: 'noise seed', default: 0 },
-    steps: { type: 'number', help: "Euler steps (default: the model's, 6 for flux-emoji)" },
+    steps: { type: 'number', help: "sampling steps: Euler steps for flux-emoji, DDIM steps for sd-emoji (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance scale, 1 = off (default: the model's)" },
     n: { type: 'number', help: 'number of images; more than 1 writes a grid', default: 1 },
     out: { type: 'string', help: 'output PNG file', default: 'out.png' },
@@ -35,20 +36,20 @@ export const generateCommand: Command = {
     const modelName = flags['model'] as string;
 
     const { useBackend } = await import('../engine/backend.js');
-    const gen = await import('../generate/flux-emoji.js');
+    const gen = await import('../generate/index.js');
     await useBackend();
     let model;
     try {
-      model = await gen.loadFluxEmoji(modelName);
+      model = await gen.loadTextToImage(modelName);
     } catch (e) {
       if (e instanceof gen.ModelLoadError) {
-        const known = gen.SHIPPED_FLUX_MODELS.join(', ');
+        const known = gen.SHIPPED_MODELS.join(', ');
         throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${known})`}`);
       }
       throw e;
     }
     const t0 = performance.now();
-    const res = gen.generate(model, { prompt, seed, steps, cfg, n, trajectory: Boolean(flags['trajectory']) });
+    const res = model.generate({ prompt, seed, steps, cfg, n, trajectory: Boolean(flags['trajectory']) });
     const ms = performance.now() - t0;
     const img = n === 1 ? res.images[0]! : gen.squareGrid(res.images);
     try {

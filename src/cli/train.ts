@@ -25,6 +25,13 @@ export const TRAINERS: Record<string, Trainer> = {
       await trainFlowFromFile(path, { maxSteps: f.maxSteps });
     },
   },
+  diffusion: {
+    summary: 'the sd-emoji diffusion UNet and its text encoder (configs/sd-emoji.json)',
+    run: async (path, f) => {
+      const { trainDiffusionFromFile } = await import('../train/diffusion.js');
+      await trainDiffusionFromFile(path, { maxSteps: f.maxSteps });
+    },
+  },
   classifier: {
     summary: 'the emoji concept + style classifier (configs/classifier.json; held-out vendor: configs/classifier-holdout-twemoji.json)',
     run: async (path, f) => {

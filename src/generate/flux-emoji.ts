@@ -31,6 +31,9 @@ export const FLUX_EMOJI_FORMAT = 'mce-flux-emoji/1';
 /** Names `--model` accepts besides a path. */
 export const SHIPPED_FLUX_MODELS = ['flux-emoji'] as const;
 
+/** Every shipped model folder under models/ (flux-emoji here, sd-emoji in sd-emoji.ts). */
+export const SHIPPED_MODEL_NAMES = ['flux-emoji', 'sd-emoji'] as const;
+
 export interface FluxEmojiManifest {
   format: string;
   name: string;
@@ -59,9 +62,9 @@ function packageRoot(): string {
   return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 }
 
-/** A model name ('flux-emoji') or a bundle folder / its manifest.json -> the bundle folder. */
+/** A model name ('flux-emoji', 'sd-emoji') or a bundle folder / its manifest.json -> the bundle folder. */
 export function resolveModelDir(nameOrPath: string): string {
-  if ((SHIPPED_FLUX_MODELS as readonly string[]).includes(nameOrPath)) return join(packageRoot(), 'models', nameOrPath);
+  if ((SHIPPED_MODEL_NAMES as readonly string[]).includes(nameOrPath)) return join(packageRoot(), 'models', nameOrPath);
   const p = resolve(nameOrPath);
   if (p.endsWith('.json')) return dirname(p);
   return p;

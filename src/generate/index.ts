@@ -1,14 +1,19 @@
 // Text-to-image models behind one interface, whatever their family: `mce generate`, `mce eval` and
 // the erasure code ask for a model by name or folder and get a TextToImageModel. The manifest's
 // `format` picks the family; each family's loader lives in its own file (flux-emoji.ts, sd-emoji.ts).
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { FLUX_EMOJI_FORMAT, generate as fluxGenerate, loadFluxEmoji, ModelLoadError, resolveModelDir, type GenerateOptions, type GenerateResult } from './flux-emoji.js';
+import {
+  FLUX_EMOJI_FORMAT, generate as fluxGenerate, loadFluxEmoji, ModelLoadError, SHIPPED_MODEL_NAMES,
+  type GenerateOptions, type GenerateResult,
+} from './flux-emoji.js';
+import { readManifest } from './bundle.js';
+import { generateSd, loadSdEmoji, SD_EMOJI_FORMAT } from './sd-emoji.js';
+
+export { readManifest } from './bundle.js';
 
 export { imageGrid, squareGrid, ModelLoadError, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
 
 /** Names `--model` accepts besides a path (each is a folder under models/). */
-export const SHIPPED_MODELS = ['flux-emoji', 'sd-emoji'] as const;
+export const SHIPPED_MODELS = SHIPPED_MODEL_NAMES;
 
 export interface TextToImageModel {
   /** The manifest's name (e.g. 'flux-emoji'). */
@@ -28,18 +33,6 @@ export interface TextToImageModel {
   dispose(): void;
 }
 
-/** Read a bundle's manifest.json (one clear line when missing or not JSON). */
-export function readManifest(nameOrPath: string): { dir: string; manifest: Record<string, unknown> } {
-  const dir = resolveModelDir(nameOrPath);
-  const path = join(dir, 'manifest.json');
-  if (!existsSync(path)) throw new ModelLoadError(`no model at ${nameOrPath}: ${path} not found`);
-  try {
-    return { dir, manifest: JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> };
-  } catch (e) {
-    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-}
-
 /** Load any shipped model or bundle folder. */
 export async function loadTextToImage(nameOrPath: string): Promise<TextToImageModel> {
   const { manifest } = readManifest(nameOrPath);
@@ -57,5 +50,18 @@ export async function loadTextToImage(nameOrPath: string): Promise<TextToImageMo
       dispose: () => m.dispose(),
     };
   }
-  throw new ModelLoadError(`${nameOrPath}: unknown model format '${format}' (known: ${FLUX_EMOJI_FORMAT})`);
+  if (format === SD_EMOJI_FORMAT) {
+    const m = await loadSdEmoji(nameOrPath);
+    return {
+      name: m.manifest.name,
+      family: 'diffusion',
+      dir: m.dir,
+      manifest: m.manifest,
+      imageSize: m.manifest.image_size,
+      defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
+      generate: (opts) => generateSd(m, opts),
+      dispose: () => m.dispose(),
+    };
+  }
+  throw new ModelLoadError(`${nameOrPath}: unknown model format '${format}' (known: ${FLUX_EMOJI_FORMAT}, ${SD_EMOJI_FORMAT})`);
 }

@@ -21,29 +21,25 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf, type Tensor } from '../engine/tf.js';
 import { randnArray } from '../engine/rng.js';
-import { writeFileAtomic } from '../io/atomic.js';
-import { loadFloat32 } from '../io/safetensors.js';
-import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
+import type { AutoEncoder, AutoEncoderParams } from '../models/flux/autoencoder.js';
 import { fluxForward } from '../models/flux/model.js';
 import { makeImgIds, makeTxtIds, packLatents } from '../models/flux/pack.js';
 import { type FluxParams, fluxParamSpecs } from '../models/flux/params.js';
 import { initFluxWeights } from '../models/flux/weights.js';
-import {
-  buildTextVocab, initTextEncoderWeights, PromptTokenizer, textEncoderForward, type TextEncoderParams,
-} from '../models/text/encoder.js';
-import { captions, templates, PLAIN_TEMPLATES, STYLE_TEMPLATES } from '../world/captions.js';
-import { loadCatalogue } from '../world/catalogue.js';
+import { PromptTokenizer, textEncoderForward, type TextEncoderParams } from '../models/text/encoder.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
-import { STYLES, VENDORS, type Vendor } from '../world/vendors.js';
 import { sha256 } from '../world/util.js';
 import { FLUX_EMOJI_FORMAT } from '../generate/flux-emoji.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
 import { loadCheckpoint, restoreParams } from './state.js';
-import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import { machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import { datasetRecord, fileInfo, r6, RunRecord, writeManifest } from './run-record.js';
+import {
+  addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
+} from './world-data.js';
 
-
-export type LatentSpec = { kind: 'ae'; ae: string } | { kind: 'pixels' };
+export { loadAeFile, worldPhrases, type LatentSpec } from './world-data.js';
 
 export interface FlowTrainConfig {
   kind: 'flow';
@@ -95,15 +91,6 @@ export function validateFlowConfig(c: FlowTrainConfig, where: string): void {
   if (c.flux.guidance_embed) throw new Error(`${where}: flux-emoji uses real CFG, so guidance_embed must be false`);
 }
 
-/** Every phrase the world can put in a caption (train and held-out): the text encoder's vocabulary source. */
-export function worldPhrases(): string[] {
-  const out: string[] = ['a an the'];
-  for (const c of loadCatalogue().concepts) out.push(c.name, ...c.synonyms);
-  for (const v of VENDORS) out.push(STYLES[v].name, ...STYLES[v].synonyms);
-  for (const t of [...PLAIN_TEMPLATES, ...STYLE_TEMPLATES]) out.push(t.replace(/\{A\}|\{c\}|\{s\}|\{aS\}/g, ' '));
-  return out;
-}
-
 /** Training data of a flow model: clean samples (packed), caption lists, geometry. */
 export interface FlowData {
   ds: Dataset;
@@ -120,74 +107,21 @@ export interface FlowData {
   aeParams: AutoEncoderParams | null;
 }
 
-export async function loadAeFile(path: string): Promise<{ ae: AutoEncoder; params: AutoEncoderParams }> {
-  if (!existsSync(path)) throw new Error(`autoencoder weights not found: ${path} (train them first: mce train ae --config configs/flux-emoji-ae.json)`);
-  const { tensors, metadata } = await loadFloat32(path);
-  const raw = metadata['params'];
-  if (!raw) throw new Error(`${path}: no "params" metadata (not an mce autoencoder file)`);
-  const params = JSON.parse(raw) as AutoEncoderParams;
-  return { ae: AutoEncoder.fromWeights(params, tensors), params };
-}
-
 export async function prepareFlowData(cfg: FlowTrainConfig, log: (s: string) => void = () => {}): Promise<FlowData> {
   const ds = buildDataset({ size: cfg.dataset.size, concepts: cfg.dataset.concepts, seed: cfg.dataset.seed });
-  let ae: AutoEncoder | null = null;
-  let aeParams: AutoEncoderParams | null = null;
-  let latentShape: [number, number, number];
-  const chunks: Float32Array[] = [];
-  if (cfg.latent.kind === 'ae') {
-    ({ ae, params: aeParams } = await loadAeFile(cfg.latent.ae));
-    const f = 2 ** (aeParams.ch_mult.length - 1);
-    latentShape = [aeParams.z_channels, ds.size / f, ds.size / f];
-  } else {
-    latentShape = [3, ds.size, ds.size];
-  }
-  const t0 = Date.now();
-  for (let i = 0; i < ds.n; i += 64) {
-    const idx = Array.from({ length: Math.min(64, ds.n - i) }, (_, k) => i + k);
-    const packed = tf.tidy(() => {
-      const img = datasetImages(ds, idx);
-      return packLatents(ae ? ae.encode(img) : img);
-    });
-    chunks.push(packed.dataSync() as Float32Array);
-    packed.dispose();
-  }
-  const [c, h, w] = latentShape;
+  const lat = await encodeWorldLatents(ds, cfg.latent, packLatents);
+  const [c, h, w] = lat.latentShape;
   const tokens = (h / 2) * (w / 2);
   const channels = c * 4;
-  const x0 = new Float32Array(ds.n * tokens * channels);
-  let off = 0;
-  for (const ch of chunks) {
-    x0.set(ch, off);
-    off += ch.length;
-  }
-  log(`flow: ${ds.n} samples encoded (${cfg.latent.kind}) in ${Date.now() - t0} ms: ${tokens} tokens x ${channels} channels`);
-  const cat = loadCatalogue();
-  const styledCache = new Map<string, string[]>();
-  const plainCache = new Map<string, string[]>();
-  const styled: string[][] = [];
-  const plain: string[][] = [];
-  for (let i = 0; i < ds.n; i++) {
-    const cname = ds.concepts[ds.conceptIndex[i]!]!;
-    const v = ds.vendors[ds.vendorIndex[i]!]! as Vendor;
-    const key = `${cname}|${v}`;
-    if (!styledCache.has(key)) styledCache.set(key, captions(cat.get(cname), v, 'train'));
-    if (!plainCache.has(cname)) plainCache.set(cname, captions(cat.get(cname), null, 'train'));
-    styled.push(styledCache.get(key)!);
-    plain.push(plainCache.get(cname)!);
-  }
-  return { ds, x0, tokens, channels, latentShape, styled, plain, ae, aeParams };
+  log(`flow: ${ds.n} samples encoded (${cfg.latent.kind}) in ${lat.ms} ms: ${tokens} tokens x ${channels} channels`);
+  const { styled, plain } = trainCaptionLists(ds);
+  return { ds, x0: lat.x0, tokens, channels, latentShape: lat.latentShape, styled, plain, ae: lat.ae, aeParams: lat.aeParams };
 }
 
 /** Split a params record into FLUX weights and text-encoder weights. */
 export function splitParams(params: Record<string, Tensor>): { flux: Record<string, Tensor>; text: Record<string, Tensor> } {
-  const flux: Record<string, Tensor> = {};
-  const text: Record<string, Tensor> = {};
-  for (const [n, t] of Object.entries(params)) {
-    if (n.startsWith('text.')) text[n.slice(5)] = t;
-    else flux[n] = t;
-  }
-  return { flux, text };
+  const { model, text } = splitTextParams(params);
+  return { flux: model, text };
 }
 
 /** Fresh trainable parameters: FLUX (adaLN-Zero) and the text encoder (prefixed "text."). */
@@ -201,11 +135,7 @@ export function initFlowParams(cfg: FlowTrainConfig, vocabRows: number): Params 
     if (zero) init.dispose();
     t.dispose();
   }
-  const tw = initTextEncoderWeights(cfg.text, vocabRows, cfg.train.seed + 1);
-  for (const [n, t] of Object.entries(tw)) {
-    params[`text.${n}`] = tf.variable(t, true);
-    t.dispose();
-  }
+  addTextEncoderParams(params, cfg.text, vocabRows, cfg.train.seed + 1);
   return params;
 }
 
@@ -245,15 +175,11 @@ export interface FlowRunOptions {
   log?: (s: string) => void;
 }
 
-/** Round a loss for the manifest. */
-const r6 = (x: number): number => Number(x.toPrecision(6));
-
 export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: FlowRunOptions = {}): Promise<TrainResult> {
   validateFlowConfig(cfg, configPath);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const data = await prepareFlowData(cfg, log);
-  const vocab = buildTextVocab(worldPhrases());
-  const tok = new PromptTokenizer(vocab, cfg.text.context_length);
+  const { vocab, tok } = worldTextTokenizer(cfg.text);
   const params = initFlowParams(cfg, tok.rows);
   const t = cfg.train;
   let stage0: StageInfo | null = null;
@@ -276,17 +202,11 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   const { tokens, channels } = data;
   const latentHW: [number, number] = [data.latentShape[1], data.latentShape[2]];
   const per = tokens * channels;
-  // Loss curve: mean loss over windows of up to 50 steps, saved in checkpoints so it survives resumes.
-  const curveWindow = Math.max(1, Math.min(50, Math.floor(t.steps / 20)));
-  let curve: [number, number][] = [];
-  let win = 0;
-  let winN = 0;
-  let firstLoss: number | null = null;
-  let secondsBefore = 0;
-  const sessionStart = Date.now();
-  const seconds = (): number => secondsBefore + (Date.now() - sessionStart) / 1000;
-  const exportNow = async (step: number, elapsed: number): Promise<void> => {
-    await exportFlowModel(cfg, configPath, params, vocab, data, withStage0(stage0, { step, elapsedSeconds: elapsed, curve, firstLoss }));
+  // Loss curve and training time, saved in checkpoints so they survive resumes.
+  const rec = new RunRecord(t.steps);
+  const runInfo = (step: number): RunInfo => withStage0(stage0, { step, elapsedSeconds: rec.seconds(), curve: rec.curve, firstLoss: rec.firstLoss });
+  const exportNow = async (step: number): Promise<void> => {
+    await exportFlowModel(cfg, configPath, params, vocab, data, runInfo(step));
     log(`flow: exported step ${step} to ${cfg.out}`);
   };
   const result = await train<FlowBatch>({
@@ -297,17 +217,7 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
     dir: cfg.run,
     checkpointEvery: t.checkpointEvery,
     config: { flux: cfg.flux, text: cfg.text, dataset: cfg.dataset, latent: cfg.latent, train: t, vocab: sha256(vocab.join(',')) },
-    state: {
-      save: () => ({ curve, win, winN, firstLoss, seconds: seconds() }),
-      load: (s) => {
-        const v = (s ?? {}) as { curve?: [number, number][]; win?: number; winN?: number; firstLoss?: number | null; seconds?: number };
-        secondsBefore = v.seconds ?? 0;
-        curve = v.curve ?? [];
-        win = v.win ?? 0;
-        winN = v.winN ?? 0;
-        firstLoss = v.firstLoss ?? null;
-      },
-    },
+    state: { save: () => rec.save(), load: (s) => rec.load(s) },
     batchFn: (ctx, rng) => {
       const x = new Float32Array(t.batch * per);
       const ts = new Float32Array(t.batch);
@@ -315,12 +225,7 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
       for (let i = 0; i < t.batch; i++) {
         const k = rng.int(data.ds.n);
         x.set(data.x0.subarray(k * per, (k + 1) * per), i * per);
-        const u = rng.uniform();
-        if (u < t.captionDropout) prompts.push('');
-        else {
-          const list = rng.uniform() < t.styledFraction ? data.styled[k]! : data.plain[k]!;
-          prompts.push(list[rng.int(list.length)]!);
-        }
+        prompts.push(sampleTrainCaption(rng, data, k, t.captionDropout, t.styledFraction));
         if (t.tSampling === 'uniform') ts[i] = rng.uniform();
         else ts[i] = 1 / (1 + Math.exp(-rng.normal()));
       }
@@ -333,21 +238,12 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
     },
     lossFn: (p, batch) => flowLoss(cfg, p, tok, tokens, latentHW, batch),
     onStep: async (info) => {
-      if (firstLoss === null) firstLoss = info.loss;
-      win += info.loss;
-      winN++;
-      if (winN === curveWindow) {
-        curve.push([info.step, r6(win / winN)]);
-        win = 0;
-        winN = 0;
-      }
-      if (t.exportEvery > 0 && info.step % t.exportEvery === 0) {
-        await exportNow(info.step, seconds());
-      }
+      rec.add(info.step, info.loss);
+      if (t.exportEvery > 0 && info.step % t.exportEvery === 0) await exportNow(info.step);
     },
     progress: opts.progress === false ? false : { label: 'train flow', tty: false, interval: 15_000 },
   });
-  await exportFlowModel(cfg, configPath, params, vocab, data, withStage0(stage0, { step: result.step, elapsedSeconds: seconds(), curve, firstLoss }));
+  await exportFlowModel(cfg, configPath, params, vocab, data, runInfo(result.step));
   log(`flow: done, step ${result.step}, exported to ${cfg.out}`);
   optimizer.dispose();
   tf.dispose(Object.values(params));
@@ -382,11 +278,6 @@ function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
   };
 }
 
-function fileInfo(path: string): { sha256: string; bytes: number } {
-  const b = readFileSync(path);
-  return { sha256: sha256(b), bytes: b.byteLength };
-}
-
 /** Write the shipped files of a flow model: transformer, text encoder (BF16), manifest. */
 export async function exportFlowModel(
   cfg: FlowTrainConfig,
@@ -400,9 +291,7 @@ export async function exportFlowModel(
   const { flux, text } = splitParams(params);
   const meta = { format: FLUX_EMOJI_FORMAT, step: String(run.step) };
   await writeWeights(join(cfg.out, 'transformer.safetensors'), flux, 'BF16', { ...meta, params: JSON.stringify(cfg.flux) });
-  await writeWeights(join(cfg.out, 'text_encoder.safetensors'), text, 'BF16', { ...meta, params: JSON.stringify(cfg.text) }, {
-    'vocab.clip_ids': { dtype: 'I32', shape: [vocab.length], data: Int32Array.from(vocab) },
-  });
+  await writeTextEncoderFile(join(cfg.out, 'text_encoder.safetensors'), text, cfg.text, vocab, meta);
   const files: Record<string, { sha256: string; bytes: number }> = {
     'transformer.safetensors': fileInfo(join(cfg.out, 'transformer.safetensors')),
     'text_encoder.safetensors': fileInfo(join(cfg.out, 'text_encoder.safetensors')),
@@ -436,14 +325,7 @@ export async function exportFlowModel(
     image_size: cfg.dataset.size,
     sampling: { ...cfg.sampling, schedule: 'FLUX get_schedule (time shift, mu from the image token count)', sampler: 'Euler' },
     files,
-    dataset: {
-      ...cfg.dataset,
-      hash: data.ds.hash,
-      images: data.ds.n,
-      concepts: data.ds.concepts.length,
-      styles: data.ds.vendors,
-      captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
-    },
+    dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
       command: run.init && typeof cfg.notes?.['stage1_command'] === 'string'
         ? `${cfg.notes['stage1_command'] as string} && mce train flow --config ${configPath}`
@@ -466,17 +348,7 @@ export async function exportFlowModel(
     notes: cfg.notes ?? {},
     quality: {},
   };
-  // Keep measured quality numbers (written by other tools) across re-exports.
-  const mpath = join(cfg.out, 'manifest.json');
-  if (existsSync(mpath)) {
-    try {
-      const old = JSON.parse(readFileSync(mpath, 'utf8')) as { quality?: Record<string, unknown> };
-      if (old.quality) manifest.quality = old.quality;
-    } catch {
-      // a broken old manifest is simply replaced
-    }
-  }
-  await writeFileAtomic(mpath, JSON.stringify(manifest, null, 2) + '\n');
+  await writeManifest(join(cfg.out, 'manifest.json'), manifest);
 }
 
 export async function trainFlowFromFile(path: string, opts: FlowRunOptions = {}): Promise<TrainResult> {

@@ -27,7 +27,7 @@ test.after(() => rmSync(dir, { recursive: true, force: true }));
 test('generate: bad flags and unknown models fail with one line and the right exit code', async () => {
   const cases: [keyof typeof runs, number, RegExp][] = [
     ['noPrompt', 2, /^mce generate: --prompt TEXT is required/],
-    ['badModel', 1, /^mce: no model at no-such-model: .*\(shipped models: flux-emoji\)/],
+    ['badModel', 1, /^mce: no model at no-such-model: .*\(shipped models: flux-emoji, sd-emoji\)/],
     ['badSteps', 2, /^mce generate: --steps must be an integer in \[1, 200\], got 0/],
     ['badSeed', 2, /^mce generate: --seed must be a number, got 'abc'/],
     ['badOut', 2, /^mce generate: --out must name a \.png file/],

@@ -1,0 +1,68 @@
+// Reading a model bundle folder (models/<name>/): its manifest.json checked against a format, and
+// the parts every emoji-world family ships beside its image model: the text encoder (with its
+// vocabulary) and the autoencoder. Errors are ModelLoadError lines naming the file.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf, type Tensor } from '../engine/tf.js';
+import { loadFloat32 } from '../io/safetensors.js';
+import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
+import { TextEncoder, type TextEncoderParams } from '../models/text/encoder.js';
+import { ModelLoadError, resolveModelDir } from './flux-emoji.js';
+
+/** Read a bundle's manifest.json (one clear line when missing or not JSON). */
+export function readManifest(nameOrPath: string): { dir: string; manifest: Record<string, unknown> } {
+  const dir = resolveModelDir(nameOrPath);
+  const path = join(dir, 'manifest.json');
+  if (!existsSync(path)) throw new ModelLoadError(`no model at ${nameOrPath}: ${path} not found`);
+  try {
+    return { dir, manifest: JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown> };
+  } catch (e) {
+    throw new ModelLoadError(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** The bundle folder of a name or path, its manifest (which must have `format`), and its files by name. */
+export function readBundle<M>(nameOrPath: string, format: string): { dir: string; manifest: M; file: (f: string) => string } {
+  const { dir, manifest } = readManifest(nameOrPath);
+  if (manifest['format'] !== format) throw new ModelLoadError(`${join(dir, 'manifest.json')}: format '${String(manifest['format'])}', expected '${format}'`);
+  const file = (f: string): string => {
+    const p = join(dir, f);
+    if (!existsSync(p)) throw new ModelLoadError(`${dir}: missing ${f}`);
+    return p;
+  };
+  return { dir, manifest: manifest as M, file };
+}
+
+/** Every tensor of a safetensors file as float32 tensors (except those named in `skip`). */
+export async function loadTensors(path: string, skip: readonly string[] = []): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string>; raw: Awaited<ReturnType<typeof loadFloat32>>['tensors'] }> {
+  const f = await loadFloat32(path);
+  const tensors: Record<string, Tensor> = {};
+  try {
+    for (const [n, t] of Object.entries(f.tensors)) if (!skip.includes(n)) tensors[n] = tf.tensor(t.data, t.shape, 'float32');
+  } catch (e) {
+    tf.dispose(Object.values(tensors));
+    throw e;
+  }
+  return { tensors, metadata: f.metadata, raw: f.tensors };
+}
+
+/** A text_encoder.safetensors (CLIP names + 'vocab.clip_ids') as a TextEncoder. */
+export async function loadTextEncoderFile(path: string, params: TextEncoderParams): Promise<TextEncoder> {
+  const { tensors, raw } = await loadTensors(path, ['vocab.clip_ids']);
+  try {
+    const vocabT = raw['vocab.clip_ids'];
+    if (!vocabT) throw new Error('text_encoder.safetensors has no vocab.clip_ids');
+    return new TextEncoder(params, tensors, Array.from(vocabT.data, (v) => Math.round(v)));
+  } catch (e) {
+    tf.dispose(Object.values(tensors));
+    throw e;
+  }
+}
+
+/** An ae.safetensors (reference names, params in its metadata) as an AutoEncoder. */
+export async function loadAutoEncoderFile(path: string): Promise<AutoEncoder> {
+  const a = await loadFloat32(path);
+  const params = JSON.parse(a.metadata['params'] ?? 'null') as AutoEncoderParams | null;
+  if (!params) throw new Error('ae.safetensors has no params metadata');
+  return AutoEncoder.fromWeights(params, a.tensors);
+}

@@ -1,0 +1,96 @@
+// The training record a base model's manifest reports (flow, diffusion): the loss curve (mean loss
+// over windows of steps), the first step's loss and the training time over every session. It lives
+// in the checkpoints (train/loop.ts ExtraState), so a resumed run keeps one curve and one clock.
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../io/atomic.js';
+import { templates } from '../world/captions.js';
+import type { Dataset } from '../world/dataset.js';
+import { sha256 } from '../world/util.js';
+
+/** Round a loss for a manifest. */
+export const r6 = (x: number): number => Number(x.toPrecision(6));
+
+/** sha256 and size of a shipped file, for a manifest's `files`. */
+export function fileInfo(path: string): { sha256: string; bytes: number } {
+  const b = readFileSync(path);
+  return { sha256: sha256(b), bytes: b.byteLength };
+}
+
+export class RunRecord {
+  curve: [number, number][] = [];
+  firstLoss: number | null = null;
+  private win = 0;
+  private winN = 0;
+  private secondsBefore = 0;
+  private readonly sessionStart = Date.now();
+  /** Steps per curve point: up to 50, about 20 points over the run. */
+  readonly window: number;
+
+  constructor(totalSteps: number) {
+    this.window = Math.max(1, Math.min(50, Math.floor(totalSteps / 20)));
+  }
+
+  /** Training seconds, earlier sessions included. */
+  seconds(): number {
+    return this.secondsBefore + (Date.now() - this.sessionStart) / 1000;
+  }
+
+  /** Record the loss of step `step` (1-based). */
+  add(step: number, loss: number): void {
+    if (this.firstLoss === null) this.firstLoss = loss;
+    this.win += loss;
+    this.winN++;
+    if (this.winN === this.window) {
+      this.curve.push([step, r6(this.win / this.winN)]);
+      this.win = 0;
+      this.winN = 0;
+    }
+  }
+
+  /** The last curve point's loss (null before the first window ends). */
+  lastWindow(): number | null {
+    return this.curve.length ? this.curve[this.curve.length - 1]![1] : null;
+  }
+
+  /** Checkpoint state (JSON). */
+  save(): unknown {
+    return { curve: this.curve, win: this.win, winN: this.winN, firstLoss: this.firstLoss, seconds: this.seconds() };
+  }
+
+  load(saved: unknown): void {
+    const v = (saved ?? {}) as { curve?: [number, number][]; win?: number; winN?: number; firstLoss?: number | null; seconds?: number };
+    this.secondsBefore = v.seconds ?? 0;
+    this.curve = v.curve ?? [];
+    this.win = v.win ?? 0;
+    this.winN = v.winN ?? 0;
+    this.firstLoss = v.firstLoss ?? null;
+  }
+}
+
+/**
+ * Write a model's manifest.json atomically, keeping the `quality` numbers of the one it replaces
+ * (measured by other tools after training) across re-exports.
+ */
+export async function writeManifest(path: string, manifest: { quality: Record<string, unknown> }): Promise<void> {
+  if (existsSync(path)) {
+    try {
+      const old = JSON.parse(readFileSync(path, 'utf8')) as { quality?: Record<string, unknown> };
+      if (old.quality) manifest.quality = old.quality;
+    } catch {
+      // a broken old manifest is simply replaced
+    }
+  }
+  await writeFileAtomic(path, JSON.stringify(manifest, null, 2) + '\n');
+}
+
+/** The manifest's `dataset` section of a base model trained on emoji-world with TRAIN captions. */
+export function datasetRecord(config: object, ds: Dataset): Record<string, unknown> {
+  return {
+    ...config,
+    hash: ds.hash,
+    images: ds.n,
+    concepts: ds.concepts.length,
+    styles: ds.vendors,
+    captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
+  };
+}
