@@ -120,7 +120,8 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchRun> {
       const tFirst = performance.now();
       const mem = await measurePeak(() => ours.checked());
       const firstMs = performance.now() - tFirst;
-      const peakMb = (mem.peakBytes - mem.baseBytes) / MiB;
+      // tf.profile reports -Infinity when no kernel ran (a workload that spawns a process).
+      const peakMb = Number.isFinite(mem.peakBytes) ? (mem.peakBytes - mem.baseBytes) / MiB : 0;
       const notes: string[] = [];
       // A slow backend (the wasm fallback) in a smoke run: the first (cold, profiled) run is the only
       // sample, so --smoke stays short.
@@ -131,7 +132,7 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchRun> {
       // ---- timing in rounds, ours then a fresh PyTorch process, so both see the same load on this
       // shared machine; the medians pool all rounds.
       const cfg: TorchConfig | null =
-        torch.ok && dir
+        torch.ok && dir && w.torch !== false
           ? {
               workload: w.name,
               inputs: writeInputs(dir, w, prep.inputs),

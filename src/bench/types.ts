@@ -65,6 +65,8 @@ export interface Workload {
   description: string;
   /** Timed repetitions in a full run (a time budget may stop earlier, never below 3). */
   reps: number;
+  /** false: no PyTorch twin (whole-process CLI timings); torch is not run and its columns stay null. */
+  torch?: boolean;
   /** Build the inputs. Deterministic: the same size gives the same bytes. */
   prepare(size: WorkloadSize): Prepared;
   /** The target this workload is checked against (issue 2, "Targets"), judged on the finished record. */

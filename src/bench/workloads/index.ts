@@ -1,11 +1,13 @@
 // The engine benchmark's workloads, in run order. Adding a workload: one file in this folder, one
-// line here, and its PyTorch twin in bench/torch_bench.py (WORKLOADS). Names are stable.
+// line here, and its PyTorch twin in bench/torch_bench.py (WORKLOADS), unless it has none (torch:
+// false, e.g. generate-cli, a whole CLI process). Names are stable.
 import type { Workload } from '../types.js';
 import { sgemm1024 } from './sgemm-1024.js';
 import { blockFwdBwd } from './block-fwd-bwd.js';
 import { euler8Ckpt } from './euler8-ckpt.js';
 import { fluxSmallFwd } from './flux-small-fwd.js';
 import { fluxSmallCkpt4 } from './flux-small-ckpt4.js';
+import { generateCli } from './generate-cli.js';
 
 export const workloads: Workload[] = [
   sgemm1024,
@@ -13,4 +15,5 @@ export const workloads: Workload[] = [
   euler8Ckpt,
   fluxSmallFwd,
   fluxSmallCkpt4,
+  generateCli,
 ];
