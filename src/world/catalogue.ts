@@ -104,17 +104,49 @@ export interface Catalogue {
   byCategory(category: Category): Concept[];
 }
 
-/** An unknown concept; the message names the nearest known ones. */
+/**
+ * An unknown concept; the message names the nearest known ones. `why` adds a reason after the name
+ * (e.g. a catalogue concept that is no erasure target); `tail` ends the message (default: where the
+ * full list is).
+ */
 export class UnknownConceptError extends Error {
   readonly query: string;
   readonly suggestions: readonly string[];
-  constructor(query: string, suggestions: readonly string[]) {
+  constructor(query: string, suggestions: readonly string[], opts: { why?: string; tail?: string } = {}) {
+    const why = opts.why ? ` (${opts.why})` : '';
     const hint = suggestions.length ? `; did you mean ${suggestions.map((s) => `"${s}"`).join(', ')}?` : '';
-    super(`unknown concept "${query}"${hint} (\`mce concepts\` lists them all)`);
+    super(`unknown concept "${query}"${why}${hint}${opts.tail ?? ' (`mce concepts` lists them all)'}`);
     this.name = 'UnknownConceptError';
     this.query = query;
     this.suggestions = suggestions;
   }
+}
+
+/**
+ * The `k` candidate names nearest to `query`, best first, among those scoring at most `maxScore`.
+ * Score: edit distance relative to length (so short names do not win by being short), minus 0.25
+ * when a word is shared (or a word prefix: "knif" ~ "knife"); a synonym scores 0.05 worse than the
+ * name. 0 is an exact name; unrelated names score about 0.7 and more.
+ */
+export function nearestNames(query: string, candidates: readonly { name: string; synonyms?: readonly string[] }[], k = 3, maxScore = Infinity): string[] {
+  const q = normalizeText(query);
+  const qTokens = q.split(/[\s-]+/).filter((t) => t.length >= 3);
+  const score = (term: string): number => {
+    let d = editDistance(q, term) / Math.max(q.length, term.length, 1);
+    const tTokens = term.split(/[\s-]+/);
+    if (qTokens.some((a) => tTokens.some((b) => b.startsWith(a) || (b.length >= 3 && a.startsWith(b))))) d -= 0.25;
+    return d;
+  };
+  const scored: Array<[string, number]> = candidates.map((c) => {
+    let best = score(c.name);
+    for (const s of c.synonyms ?? []) best = Math.min(best, score(s) + 0.05);
+    return [c.name, best];
+  });
+  return scored
+    .filter(([, d]) => d <= maxScore)
+    .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .slice(0, k)
+    .map(([n]) => n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -441,27 +473,7 @@ function buildCatalogue(vendors: readonly Vendor[], minVendors: number): Catalog
       index.get(sequenceKey(q))
     );
   };
-  const suggest = (query: string, k = 3): string[] => {
-    const q = normalizeText(query);
-    const qTokens = q.split(/[\s-]+/).filter((t) => t.length >= 3);
-    // Edit distance relative to length, so short names do not win by being short; a shared word
-    // (or word prefix: "knif" ~ "knife") pulls a name closer.
-    const score = (term: string): number => {
-      let d = editDistance(q, term) / Math.max(q.length, term.length, 1);
-      const tTokens = term.split(/[\s-]+/);
-      if (qTokens.some((a) => tTokens.some((b) => b.startsWith(a) || (b.length >= 3 && a.startsWith(b))))) d -= 0.25;
-      return d;
-    };
-    const scored: Array<[string, number]> = concepts.map((c) => {
-      let best = score(c.name);
-      for (const s of c.synonyms) best = Math.min(best, score(s) + 0.05);
-      return [c.name, best];
-    });
-    return scored
-      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
-      .slice(0, k)
-      .map(([n]) => n);
-  };
+  const suggest = (query: string, k = 3): string[] => nearestNames(query, concepts, k);
   return Object.freeze({
     concepts: Object.freeze(concepts),
     vendors,

@@ -14,9 +14,9 @@
 //   so the neutral phrase is empty.
 // The neutral concept is never among the target's neighbours, so neighbour damage is not confounded
 // with the anchor.
-import { type Category, type Concept, loadCatalogue, UnknownConceptError } from './catalogue.js';
+import { type Category, type Concept, loadCatalogue, nearestNames, UnknownConceptError } from './catalogue.js';
 import { STYLES, styleOf, VENDORS, type Vendor } from './vendors.js';
-import { editDistance, normalizeText } from './util.js';
+import { normalizeText } from './util.js';
 
 export interface ErasureTarget {
   /** "kitchen knife", or for a style "twemoji style". */
@@ -194,12 +194,29 @@ export function erasureTarget(name: string): ErasureTarget {
     const t = all.find((x) => x.members.includes(c.name));
     if (t) return t;
   }
-  const near = all
-    .map((t) => [t.name, editDistance(q, t.name) / Math.max(q.length, t.name.length)] as const)
-    .sort((a, b) => a[1] - b[1])
-    .slice(0, 3)
-    .map(([n]) => n);
-  throw new UnknownConceptError(name, near);
+  throw unknownTarget(name, c);
+}
+
+/** Where the valid names are listed, for the error below. */
+export const TARGETS_LIST_HINT = '`mce concepts --targets` lists the erasure targets';
+
+/**
+ * The error for a name that is no erasure target: the nearest targets by name, concept, members
+ * and the catalogue synonyms of those ("knife", "gun"), or, when none is near, every target.
+ * `known` is the catalogue concept the name denotes, if it denotes one.
+ */
+function unknownTarget(name: string, known: Concept | undefined): UnknownConceptError {
+  const all = erasureTargets();
+  const cat = loadCatalogue();
+  const candidates = all.map((t) => ({
+    name: t.name,
+    synonyms: t.members.flatMap((m) => [m, ...(cat.find(m)?.synonyms ?? [])]),
+  }));
+  // 0.5: close enough to be a typo or a shared word; beyond it the "nearest" names are noise.
+  const near = nearestNames(name, candidates, 3, 0.5);
+  const why = known ? 'in the catalogue, but not an erasure target' : undefined;
+  const tail = near.length ? ` (${TARGETS_LIST_HINT})` : `; the erasure targets are ${all.map((t) => t.name).join(', ')}`;
+  return new UnknownConceptError(name, near, { why, tail });
 }
 
 /** Every concept name a target list needs in a training set: members, neighbours and neutral concepts. */
