@@ -36,6 +36,8 @@ export interface TextToImageModel {
 /** Load any shipped model or bundle folder. */
 export async function loadTextToImage(nameOrPath: string): Promise<TextToImageModel> {
   const { manifest } = readManifest(nameOrPath);
+  // A wrapper bundle (erase/baselines: SLD) samples through its wrapper (wrapped.ts).
+  if (manifest['wrapper'] !== undefined) return (await import('./wrapped.js')).loadWrapped(nameOrPath);
   const format = String(manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
     const m = await loadFluxEmoji(nameOrPath);

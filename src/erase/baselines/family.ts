@@ -141,7 +141,7 @@ export function unetBaselineModel(cfg: UnetParams, parts: FamilyParts): Baseline
 
 /** Conditioning of a batch repeated or joined: [a; b] along the batch. */
 export function concatCond(a: Cond, b: Cond): Cond {
-  return tf.tidy(() => ({ txt: tf.concat([a.txt, b.txt], 0), y: a.y && b.y ? tf.concat([a.y, b.y], 0) : null }));
+  return { txt: tf.concat([a.txt, b.txt], 0), y: a.y && b.y ? tf.concat([a.y, b.y], 0) : null };
 }
 
 export function disposeCond(c: Cond): void {

@@ -1,0 +1,56 @@
+// A tiny random flux-emoji bundle on disk (pixel latent, no autoencoder): the loaders, `mce
+// generate`, `mce baseline` and the wrapper loader take it like the shipped one.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../../../src/io/atomic.js';
+import { writeSafetensors, type WriteTensor } from '../../../src/io/safetensors.js';
+import { tf, type Tensor } from '../../../src/engine/tf.js';
+import { initFluxWeights, type FluxParams } from '../../../src/models/flux/index.js';
+import { buildTextVocab, initTextEncoderWeights, type TextEncoderParams } from '../../../src/models/text/encoder.js';
+import { FLUX_EMOJI_FORMAT } from '../../../src/generate/flux-emoji.js';
+
+export const TINY_BUNDLE_FLUX: FluxParams = {
+  in_channels: 12,
+  out_channels: 12,
+  vec_in_dim: 16,
+  context_in_dim: 16,
+  hidden_size: 32,
+  mlp_ratio: 2,
+  num_heads: 2,
+  depth: 1,
+  depth_single_blocks: 1,
+  axes_dim: [4, 6, 6],
+  theta: 10_000,
+  qkv_bias: true,
+  guidance_embed: false,
+};
+
+const TEXT: TextEncoderParams = { context_length: 8, width: 16, heads: 2, layers: 1 };
+
+async function save(path: string, w: Record<string, Tensor>, extra: Record<string, WriteTensor> = {}): Promise<void> {
+  const out: Record<string, WriteTensor> = { ...extra };
+  for (const [n, t] of Object.entries(w)) out[n] = { dtype: 'F32', shape: t.shape, data: t.dataSync() as Float32Array };
+  await writeSafetensors(path, out);
+}
+
+/** Write the bundle into dir (created); the text vocabulary covers `phrases`. */
+export async function writeTinyFluxBundle(dir: string, phrases: readonly string[], seed = 1): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const vocab = buildTextVocab(phrases);
+  const tw = initTextEncoderWeights(TEXT, vocab.length + 1, seed);
+  const fw = initFluxWeights(TINY_BUNDLE_FLUX, seed + 1);
+  await save(join(dir, 'transformer.safetensors'), fw);
+  await save(join(dir, 'text_encoder.safetensors'), tw, { 'vocab.clip_ids': { dtype: 'I32', shape: [vocab.length], data: Int32Array.from(vocab) } });
+  tf.dispose([...Object.values(tw), ...Object.values(fw)]);
+  const manifest = {
+    format: FLUX_EMOJI_FORMAT,
+    name: 'tiny-flux',
+    flux: TINY_BUNDLE_FLUX,
+    text_encoder: { params: TEXT, vocab_rows: vocab.length + 1 },
+    latent: { kind: 'pixels', shape: [3, 8, 8], packed_tokens: 16, packed_channels: 12 },
+    image_size: 8,
+    sampling: { steps: 3, cfg: 3, shift: true },
+    files: {},
+  };
+  await writeFileAtomic(join(dir, 'manifest.json'), JSON.stringify(manifest, null, 2));
+}
