@@ -7,6 +7,8 @@ export interface FlagSpec {
   type: FlagType;
   help: string;
   default?: string | number | boolean;
+  /** The command cannot run without it: `--help` says so, and leaving it out is a usage error. */
+  required?: boolean;
   short?: string;
 }
 

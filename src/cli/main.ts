@@ -1,7 +1,7 @@
 // mce command-line entry: dispatch, flag parsing and the error policy.
 // Exit codes: 0 ok, 1 failure, 2 usage error. Errors print one line; --debug adds the stack.
 import { parseArgs } from 'node:util';
-import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { UsageError, UserError, type Command, type FlagSpec, type FlagValues } from './command.js';
 import { commands } from './commands.js';
 
 async function usage(): Promise<string> {
@@ -9,24 +9,30 @@ async function usage(): Promise<string> {
   const width = Math.max(...all.map((c) => c.name.length));
   const lines = ['usage: mce <command> [flags]', '', 'commands:'];
   for (const c of all) lines.push(`  ${c.name.padEnd(width)}  ${c.summary}`);
-  lines.push('', 'Run `mce <command> --help` for its flags. Global: --debug prints stack traces.');
+  lines.push('', 'Run `mce <command> --help` (or `mce help <command>`) for its flags and their defaults.');
+  lines.push('Global: --debug prints stack traces. Exit codes: 0 ok, 1 failure, 2 usage error.');
   return lines.join('\n');
+}
+
+/** What a flag's help line says about its default, so that every flag states one. */
+function flagDefault(f: FlagSpec): string {
+  if (f.default !== undefined) return ` (default: ${String(f.default)})`;
+  if (f.required) return ' (required)';
+  if (f.type === 'boolean') return ' (default: off)';
+  // Some help lines state a computed default themselves ("default: the model's").
+  return /\bdefault\b/.test(f.help) ? '' : ' (no default)';
 }
 
 export function commandHelp(c: Command): string {
   const lines = [`usage: mce ${c.name}${c.args ? ' ' + c.args : ''} [flags]`, '', c.summary, '', 'flags:'];
-  const rows = Object.entries(c.flags).map(([name, f]) => {
-    const head = `--${name}${f.type === 'boolean' ? '' : ` <${f.type}>`}`;
-    const def = f.default === undefined ? '' : ` (default: ${String(f.default)})`;
-    return [head, f.help + def] as const;
-  });
+  const rows = Object.entries(c.flags).map(([name, f]) => [`--${name}${f.type === 'boolean' ? '' : ` <${f.type}>`}`, f.help + flagDefault(f)] as const);
   rows.push(['--help', 'show this help'], ['--debug', 'print stack traces on errors']);
   const width = Math.max(...rows.map((r) => r[0].length));
   for (const [h, d] of rows) lines.push(`  ${h.padEnd(width)}  ${d}`);
   return lines.join('\n');
 }
 
-function parseFlags(c: Command, argv: string[]): { args: string[]; flags: FlagValues } {
+export function parseFlags(c: Command, argv: string[]): { args: string[]; flags: FlagValues } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     help: { type: 'boolean' },
     debug: { type: 'boolean' },
@@ -38,12 +44,21 @@ function parseFlags(c: Command, argv: string[]): { args: string[]; flags: FlagVa
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
-    throw new UsageError(`mce ${c.name}: ${(e as Error).message.split('\n')[0]}`);
+    const msg = (e as Error).message.split('\n')[0]!;
+    // parseArgs refuses `--reps -1` (the value looks like a flag); say how to write it.
+    const ambiguous = /^Option '(--[\w-]+)' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      const flag = ambiguous[1]!;
+      const value = argv[argv.indexOf(flag) + 1] ?? '';
+      throw new UsageError(`mce ${c.name}: ${flag} ${value}: a value starting with '-' must be written ${flag}=${value}`);
+    }
+    throw new UsageError(`mce ${c.name}: ${msg}`);
   }
   const flags: FlagValues = { help: parsed.values['help'] as boolean | undefined };
   for (const [name, f] of Object.entries(c.flags)) {
     const raw = parsed.values[name];
     if (raw === undefined) {
+      if (f.required && !parsed.values['help']) throw new UsageError(`mce ${c.name}: --${name} is required`);
       flags[name] = f.default;
     } else if (f.type === 'number') {
       const n = Number(raw);
@@ -61,6 +76,8 @@ export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
   const [name, ...rest] = argv.filter((a) => a !== '--debug');
   if (!name || name === '--help' || name === '-h' || name === 'help') {
+    // `mce help COMMAND` is `mce COMMAND --help`.
+    if (name === 'help' && rest.length) return main([rest[0]!, '--help', ...(debug ? ['--debug'] : [])]);
     process.stdout.write((await usage()) + '\n');
     return name ? 0 : 2;
   }
