@@ -1,9 +1,10 @@
-// `mce erase`: Minimalist Concept Erasure on a FLUX model (flux-emoji or a model folder). Trains
-// neuron masks with losses on the final output only and gradients through every sampling step,
-// then writes into --out: masks.safetensors (logits + binary keep-masks), sparsity.txt /
+// `mce erase`: Minimalist Concept Erasure on a text-to-image model: flux-emoji (FLUX, Euler),
+// sd-emoji (SD-style UNet, DDIM with CFG inside each step) or a bundle folder of either family
+// (erase/mce/subject.ts). Trains neuron masks with losses on the final output only and gradients
+// through every sampling step, then writes into --out: masks.safetensors (logits + binary keep-masks), sparsity.txt /
 // sparsity.json, grid.png (original | erased, same noise, on erase / neighbour / preserve
-// prompts), summary.json (settings, times, peak memory, loss curve, sparsity, trajectory
-// divergence, held-out evaluation), report.html. Resumable: rerun the same command to continue from --out/checkpoints.
+// prompts), val-STEP.png, summary.json (settings, times, peak memory, loss curve, sparsity,
+// trajectory divergence, held-out evaluation), report.html. Resumable: rerun the same command to continue from --out/checkpoints.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
@@ -16,7 +17,7 @@ export const eraseCommand: Command = {
   summary: 'erase a concept with MCE (neuron masks, loss on the final output, backprop through every step)',
   flags: {
     concept: { type: 'string', help: 'what to erase: an emoji-world target ("kitchen knife", "vampire", "twemoji style"); several comma-separated' },
-    model: { type: 'string', help: 'flux-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
+    model: { type: 'string', help: 'flux-emoji, sd-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
     out: { type: 'string', help: 'run folder (masks, tables, grid, summary, checkpoints)' },
     neutral: { type: 'string', help: "neutral phrase erase prompts map to (default: the catalogue's, e.g. 'a spoon')" },
     target: { type: 'string', help: 'erase target: neutral (original model on the neutral prompt, same noise) | empty (the paper formula) | edit (FlowEdit of the original image toward the neutral prompt)', default: 'neutral' },
@@ -33,11 +34,12 @@ export const eraseCommand: Command = {
     'lr-mod': { type: 'number', help: 'learning rate of the text-modulation masks', default: 0.5 },
     'lr-heads': { type: 'number', help: 'learning rate of the head masks (reference: frozen)', default: 0 },
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: not masked)', default: 0 },
+    'lr-attn': { type: 'number', help: 'UNet only: learning rate of the attention linear-output masks (to_q/to_k/to_v/to_out; the reference SD hooker masks them with the FFN rate)', default: 0.5 },
     sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate)', default: 'l1' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
-    eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM); 0 = off', default: 12 },
+    eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 12 },
     filter: { type: 'number', help: 'pair filter: keep the erase pairs whose background-consistency score (emoji CLIP) is within this quantile (reference 0.9); 1 = off', default: 1 },
     classifier: { type: 'string', help: 'emoji classifier weights for detection/accuracy (default: the shipped one, when present)' },
     'val-every': { type: 'number', help: 'every K iterations write val-STEP.png: original | continuous masks | binary masks on erase and preserve prompts (0 = off)', default: 20 },
@@ -77,7 +79,7 @@ export const eraseCommand: Command = {
     const sparsityW = num('sparsity', 0, 1e6);
     const sparsityKind = flags['sparsity-kind'] as string;
     if (sparsityKind !== 'l1' && sparsityKind !== 'l0') throw new UsageError(`mce erase: --sparsity-kind must be l1 or l0, got '${sparsityKind}'`);
-    const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100) };
+    const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = flags['cfg'] as number | undefined;
     if (cfgFlag !== undefined && !(cfgFlag >= 0 && cfgFlag <= 50)) throw new UsageError(`mce erase: --cfg must be in [0, 50], got ${cfgFlag}`);
     const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
@@ -94,34 +96,32 @@ export const eraseCommand: Command = {
     }
 
     const { useBackend } = await import('../engine/backend.js');
-    const { tf } = await import('../engine/tf.js');
-    const gen = await import('../generate/flux-emoji.js');
-    const { fluxSchedule } = await import('../sampling/schedule.js');
+    const { ModelLoadError, SHIPPED_MODEL_NAMES } = await import('../generate/flux-emoji.js');
+    const { loadEraseSubject } = await import('../erase/mce/subject.js');
     const mce = await import('../erase/mce/train.js');
-    const obj = await import('../erase/mce/objective.js');
     const masksMod = await import('../erase/mce/masks.js');
+    const grids = await import('../erase/mce/grids.js');
     const { saveMasks } = await import('../erase/mce/maskfile.js');
+    const { evaluateErasure, pairScores } = await import('../erase/mce/evaluate.js');
+    const { filterPairs } = await import('../erase/mce/prompts.js');
+    const { mceReportHtml } = await import('../erase/mce/report.js');
     const { writePng } = await import('../io/png.js');
     const { writeFileAtomic } = await import('../io/atomic.js');
     const backend = await useBackend();
     const modelName = flags['model'] as string;
-    let model;
+    let subject;
     try {
-      model = await gen.loadFluxEmoji(modelName);
+      subject = await loadEraseSubject(modelName, { steps, cfg: cfgFlag });
     } catch (e) {
-      if (e instanceof gen.ModelLoadError) throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${gen.SHIPPED_FLUX_MODELS.join(', ')})`}`);
+      if (e instanceof ModelLoadError) throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${SHIPPED_MODEL_NAMES.join(', ')})`}`);
       throw e;
     }
-    const m = model.manifest;
-    const emodel: import('../erase/mce/objective.js').FluxEraseModel = {
-      cfg: model.cfg,
-      weights: model.weights,
-      latent: m.latent.shape,
-      encode: (p) => model.text.encode(p),
-    };
-    const nSteps = steps ?? m.sampling.steps;
-    const sampler = { timesteps: fluxSchedule(nSteps, { imageSeqLen: m.latent.packed_tokens, shift: m.sampling.shift }), cfg: cfgFlag ?? m.sampling.cfg };
-    const settings = mce.defaultMceSettings(sampler, {
+    if (subject.family === 'diffusion' && target === 'edit') {
+      subject.dispose();
+      throw new UsageError('mce erase: --target edit (FlowEdit) works on flow models (flux-emoji) only; use neutral or empty on a UNet');
+    }
+    const { samplerRecord: sampler } = subject;
+    const settings = mce.defaultMceSettings(subject.sampler, {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
       eraseBatch: batch, preserveBatch: batch, noises, seed, lr, sparsity: { kind: sparsityW > 0 ? sparsityKind : 'none', weight: sparsityW },
     });
@@ -131,13 +131,15 @@ export const eraseCommand: Command = {
       throw new UserError(`cannot create ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     const log = (s: string): void => void process.stderr.write(s + '\n');
+    const savePng = (file: string, g: { width: number; height: number; data: Uint8Array }): Promise<void> =>
+      writePng(join(out, file), { width: g.width, height: g.height, channels: 3, data: g.data });
+
+    // Optional pair filter: drop the erase pairs whose backgrounds differ most.
     const filterQ = num('filter', 0.01, 1);
     if (filterQ < 1) {
-      const { pairScores } = await import('../erase/mce/evaluate.js');
-      const { filterPairs } = await import('../erase/mce/prompts.js');
       let scores: number[];
       try {
-        scores = await pairScores(emodel, (p) => gen.decodePacked(model, p), sets.erase, sampler, { seed });
+        scores = await pairScores(subject, sets.erase, { seed });
       } catch (e) {
         throw new UserError((e as Error).message);
       }
@@ -145,138 +147,93 @@ export const eraseCommand: Command = {
       log(`mce erase: pair filter kept ${keep.length}/${sets.erase.length} erase pairs (quantile ${filterQ})`);
       sets = { ...sets, erase: keep.map((i) => sets!.erase[i]!) };
     }
-    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts, ${nSteps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
-    // Validation grids: a fixed noise per prompt; rows = 2 erase + 2 preserve prompts.
+    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts, ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
+
+    // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];
-    const valCache = new obj.PromptCache(emodel);
-    const upscale = (img: import('../generate/flux-emoji.js').RgbImage, f: number): import('../generate/flux-emoji.js').RgbImage => {
-      const W = img.width * f;
-      const H = img.height * f;
-      const data = new Uint8Array(W * H * 3);
-      for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-        const src = ((Math.floor(y / f) * img.width) + Math.floor(x / f)) * 3;
-        data.set(img.data.subarray(src, src + 3), (y * W + x) * 3);
-      }
-      return { width: W, height: H, data };
-    };
-    const scale = Math.max(1, Math.floor(128 / m.image_size));
+    const valSampler = subject.newSampler();
     const valImages: { step: number; image: import('../generate/flux-emoji.js').RgbImage }[] = [];
-    const onEval = async ({ step, logits }: { step: number; logits: Record<string, import('../engine/tf.js').tf.Variable> }): Promise<void> => {
+    const onEval = async ({ step, logits }: { step: number; logits: Record<string, import('../engine/tf.js').Tensor> }): Promise<void> => {
       if (!valEvery || (step % valEvery !== 0 && step !== iters)) return;
-      const noise = tf.concat(valPrompts.map((_, i) => obj.packedNoise(emodel, obj.noiseSeed(seed + 104729, i))), 0);
-      const cols: import('../generate/flux-emoji.js').RgbImage[][] = [];
-      for (const mode of [null, 'continuous', 'binary'] as const) {
-        const masks = mode ? masksMod.fluxMasksFrom(logits, mode, 0) : undefined;
-        const r = obj.sampleFinal(emodel, valCache, valPrompts, noise, sampler, masks);
-        cols.push(gen.decodePacked(model, r.final).map((im) => upscale(im, scale)));
-        tf.dispose([r.final, ...Object.values(masks ?? {})]);
-      }
-      noise.dispose();
-      const g = gen.imageGrid(valPrompts.map((_, i) => cols.map((c) => c[i]!)));
-      valImages.push({ step, image: g });
-      await writePng(join(out, `val-${String(step).padStart(5, '0')}.png`), { width: g.width, height: g.height, channels: 3, data: g.data });
+      const image = grids.validationGrid(subject, valSampler, valPrompts, seed, logits);
+      valImages.push({ step, image });
+      await savePng(`val-${String(step).padStart(5, '0')}.png`, image);
     };
     let peak = process.memoryUsage().rss;
     const memTimer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 500);
     const t0 = performance.now();
     let res;
     try {
-      res = await mce.trainMce(emodel, sets, settings, { dir: join(out, 'checkpoints'), checkpointEvery: 10, log, evalEvery: valEvery ? Math.min(10, valEvery) : 10, onEval });
+      res = await mce.trainMce(subject.model, sets, settings, { dir: join(out, 'checkpoints'), checkpointEvery: 10, log, evalEvery: valEvery ? Math.min(10, valEvery) : 10, onEval });
     } finally {
       clearInterval(memTimer);
-      valCache.dispose();
+      valSampler.dispose();
     }
     const trainSeconds = (performance.now() - t0) / 1000;
+
+    // Masks and the sparsity table.
     const rep = masksMod.sparsityReport(res.binary);
-    const table = masksMod.formatSparsity(rep);
     await saveMasks(join(out, 'masks.safetensors'), {
-      logits: res.logits, keep: res.binary, cfg: model.cfg,
+      logits: res.logits, keep: res.binary, ...subject.maskArch,
       metadata: { concepts: JSON.stringify(sets.targets.map((t) => t.name)), binarize: 'threshold 0', model: modelName },
     });
-    await writeFileAtomic(join(out, 'sparsity.txt'), table + '\n');
+    await writeFileAtomic(join(out, 'sparsity.txt'), masksMod.formatSparsity(rep) + '\n');
     await writeFileAtomic(join(out, 'sparsity.json'), JSON.stringify(rep, null, 1) + '\n');
 
-    // Before/after on a few prompts with the same noise; trajectory divergence (mean |x_t orig - x_t erased| per step).
-    const cache = new obj.PromptCache(emodel);
-    const rows: { kind: string; prompt: string }[] = [
-      ...sets.erase.slice(0, 3).map((p) => ({ kind: 'erase', prompt: p.prompt })),
-      ...sets.preserve.slice(0, 3).map((p) => ({ kind: sets.neighbours.length ? 'neighbour/preserve' : 'preserve', prompt: p })),
-    ];
-    const binMasks = masksMod.fluxMasksFrom(res.logits, 'binary', 0);
-    const divergence: Record<string, number[]> = {};
-    const gridRows: import('../generate/flux-emoji.js').RgbImage[][] = [];
-    for (const kind of ['erase', 'preserve'] as const) {
-      const prompts = kind === 'erase' ? sets.erase.slice(0, 4).map((p) => p.prompt) : sets.preserve.slice(0, 4);
-      if (!prompts.length) continue;
-      const noise = tf.concat(prompts.map((_, i) => obj.packedNoise(emodel, obj.noiseSeed(seed + 7919, i))), 0);
-      const a = obj.sampleFinal(emodel, cache, prompts, noise, sampler, undefined, true);
-      const b = obj.sampleFinal(emodel, cache, prompts, noise, sampler, binMasks, true);
-      divergence[kind] = a.xs!.map((x, k) => {
-        const d = tf.tidy(() => tf.mean(tf.abs(tf.sub(x, b.xs![k]!))));
-        const v = d.dataSync()[0]!;
-        d.dispose();
-        return Number(v.toFixed(6));
-      });
-      if (flags['no-grid'] !== true) {
-        const ia = gen.decodePacked(model, a.final);
-        const ib = gen.decodePacked(model, b.final);
-        prompts.slice(0, 3).forEach((_, i) => gridRows.push([upscale(ia[i]!, scale), upscale(ib[i]!, scale)]));
-      }
-      tf.dispose([noise, ...a.xs!, ...a.x0Preds!, ...b.xs!, ...b.x0Preds!]);
-    }
-    tf.dispose(Object.values(binMasks));
-    cache.dispose();
-    let gridImage: import('../generate/flux-emoji.js').RgbImage | null = null;
-    if (gridRows.length) {
-      const g = gen.imageGrid(gridRows);
-      gridImage = g;
-      await writePng(join(out, 'grid.png'), { width: g.width, height: g.height, channels: 3, data: g.data });
-    }
+    // Before/after on a few training prompts (same noise) and the trajectory divergence curve.
+    const ba = grids.beforeAfter(subject, sets, res.logits, seed, { grid: flags['no-grid'] !== true });
+    if (ba.grid) await savePng('grid.png', ba.grid);
+
+    // Held-out evaluation: detection, neighbour and other accuracy, SSIM, CLIP score.
     let evaluation: import('../erase/mce/evaluate.js').ErasureEval | null = null;
     if (nEval > 0) {
-      const { evaluateErasure } = await import('../erase/mce/evaluate.js');
-      evaluation = await evaluateErasure(emodel, (p) => gen.decodePacked(model, p), sets, res.logits, sampler, {
-        n: nEval, seed, classifier: flags['classifier'] as string | undefined,
-      });
-      const f = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
-      log(`mce erase: held-out eval: target detection ${f(evaluation.erase.before)} -> ${f(evaluation.erase.after)}` +
-        (evaluation.neighbours ? `, neighbour accuracy ${f(evaluation.neighbours.before)} -> ${f(evaluation.neighbours.after)} (SSIM ${evaluation.neighbours.ssim.toFixed(3)})` : '') +
-        `, other accuracy ${f(evaluation.others.before)} -> ${f(evaluation.others.after)} (SSIM ${evaluation.others.ssim.toFixed(3)})` +
-        (evaluation.classifier ? '' : ' [no classifier weights: detection/accuracy not measured]'));
+      evaluation = await evaluateErasure(subject, sets, res.logits, { n: nEval, seed, classifier: flags['classifier'] as string | undefined });
+      log(`mce erase: held-out eval: ${formatEval(evaluation)}`);
     }
+
     const summary = {
       command: 'mce erase',
       concepts: sets.targets.map((t) => ({ name: t.name, kind: t.kind, neutral: flags['neutral'] ?? t.neutral, members: t.members })),
       model: modelName,
+      family: subject.family,
       backend,
-      settings: { ...settings, sampler: { steps: nSteps, cfg: sampler.cfg, timesteps: sampler.timesteps } },
+      settings: { ...settings, sampler },
       prompts: { erase: sets.erase, preserve: sets.preserve, neighbours: sets.neighbours },
       seconds: { total: Number(trainSeconds.toFixed(1)), targets: Number(res.seconds.targets.toFixed(1)), train: Number(res.seconds.train.toFixed(1)) },
       resumedFrom: res.train.resumedFrom,
       peakRssMiB: Math.round(peak / 2 ** 20),
       loss: { last: res.train.loss, curve: res.history },
       sparsity: { groups: rep.groups, total: rep.total },
-      trajectoryDivergence: { note: 'mean |x_t(original) - x_t(erased, binary masks)| at every state x_0..x_N, same noise', ...divergence },
-      grid: gridRows.length ? { file: 'grid.png', columns: ['original', 'erased (binary masks)'], rows } : null,
+      trajectoryDivergence: { note: 'mean |x_t(original) - x_t(erased, binary masks)| at every state x_0..x_N, same noise', ...ba.divergence },
+      grid: ba.grid ? { file: 'grid.png', columns: ['original', 'erased (binary masks)'], rows: ba.rows } : null,
       validation: valEvery ? { files: 'val-STEP.png', every: valEvery, columns: ['original', 'continuous masks', 'binary masks'], rows: valPrompts } : null,
       evaluation,
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
-    const { mceReportHtml } = await import('../erase/mce/report.js');
     await writeFileAtomic(join(out, 'report.html'), mceReportHtml({
       title: `mce erase: ${sets.targets.map((t) => t.name).join(' + ')} (${modelName})`,
       settings: summary.settings as unknown as Record<string, unknown>,
       history: res.history,
       sparsity: rep,
-      divergence,
-      grid: gridImage ? { image: gridImage, rows } : null,
+      divergence: ba.divergence,
+      grid: ba.grid ? { image: ba.grid, rows: ba.rows } : null,
       validation: valImages,
       evaluation,
       seconds: (performance.now() - t0) / 1000,
     }));
-    model.dispose();
+    subject.dispose();
     log(`mce erase: done in ${trainSeconds.toFixed(1)} s; pruned ${rep.groups.map((g) => `${g.group} ${(100 * g.fraction).toFixed(1)}%`).join(', ')} -> ${out}`);
     await writeFile(join(out, '.done'), '');
     return 0;
   },
 };
+
+/** The evaluation as one log line. */
+function formatEval(e: import('../erase/mce/evaluate.js').ErasureEval): string {
+  const f = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
+  const clip = (g: { clip: { before: number; after: number } | null }): string => (g.clip ? `, CLIP ${g.clip.before.toFixed(1)} -> ${g.clip.after.toFixed(1)}` : '');
+  return `target detection ${f(e.erase.before)} -> ${f(e.erase.after)}${clip(e.erase)}` +
+    (e.neighbours ? `, neighbour accuracy ${f(e.neighbours.before)} -> ${f(e.neighbours.after)} (SSIM ${e.neighbours.ssim.toFixed(3)}${clip(e.neighbours)})` : '') +
+    `, other accuracy ${f(e.others.before)} -> ${f(e.others.after)} (SSIM ${e.others.ssim.toFixed(3)}${clip(e.others)})` +
+    (e.notes.length ? ` [${e.notes.join('; ')}]` : '');
+}

@@ -1,4 +1,4 @@
-// Fold masks into FLUX weights, so an erased model is an ordinary checkpoint (DESIGN.md "Mask hook
+// Fold masks into FLUX weights (UNet weights: apply-unet.ts), so an erased model is an ordinary checkpoint (DESIGN.md "Mask hook
 // points"). Every hook point multiplies a vector that feeds one linear map, so scaling that map's
 // input columns (or the producing layer's output rows) by the mask is exact, for binary and for
 // continuous masks:
@@ -17,6 +17,7 @@ import { detectFluxNaming, fluxNameMap, fluxPrefix, inferFluxLayout, type FluxLa
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
 import type { FluxParams } from '../../models/flux/params.js';
 import type { HostMasks } from './masks.js';
+import { isUnetMaskName, unetFoldPlan } from './apply-unet.js';
 
 /** Scale rows (axis 0) or columns (axis 1) of a reference tensor: scale[i] multiplies row/column i. */
 export interface FoldOp {
@@ -131,29 +132,19 @@ export interface ApplyResult {
 }
 
 /**
- * Fold masks into a FLUX checkpoint file, streaming: one tensor in memory at a time. The output
- * keeps the input's names, dtypes, order-independent layout and metadata (plus an mce note).
- * Tensors the masks do not touch are copied byte for byte.
+ * Fold masks into a checkpoint file, streaming: one tensor in memory at a time. FLUX masks fold
+ * into a FLUX transformer (reference or diffusers names); UNet masks (apply-unet.ts) into a
+ * diffusers-named UNet. The output keeps the input's names, dtypes, order-independent layout and
+ * metadata (plus an mce note). Tensors the masks do not touch are copied byte for byte.
  */
 export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>, output: string, metadata: Record<string, string> = {}): Promise<ApplyResult> {
   const f = await SafetensorsFile.open(input);
   let w: SafetensorsWriter | null = null;
   try {
-    const prefix = fluxPrefix(f.names);
-    const names = f.names.filter((n) => !prefix || n.startsWith(prefix)).map((n) => n.slice(prefix.length));
-    const naming = detectFluxNaming(names);
-    if (!naming) throw new ApplyMasksError(`${input}: not a FLUX transformer checkpoint (neither reference nor diffusers names)`);
-    const shapes = new Map(names.map((n) => [n, f.entry(prefix + n).shape]));
-    let layout: FluxLayout;
-    try {
-      layout = inferFluxLayout(shapes, naming);
-    } catch (e) {
-      throw new ApplyMasksError(`${input}: ${(e as Error).message}`);
-    }
-    const plan = foldPlan(layout, masks);
+    const unet = Object.keys(masks).some(isUnetMaskName);
+    const { naming, prefix, plan, linksOf } = unet ? unetLinks(f, masks) : fluxLinks(f, input, masks);
     const ops = new Map<string, FoldOp[]>();
     for (const o of plan) ops.set(o.tensor, [...(ops.get(o.tensor) ?? []), o]);
-    const map = fluxNameMap(layout);
     w = await SafetensorsWriter.create(output, f.names.map((n) => ({ name: n, dtype: f.entry(n).dtype, shape: f.entry(n).shape })), {
       ...f.metadata,
       mce_masks_applied: 'true',
@@ -161,13 +152,8 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
     });
     let changed = 0;
     for (const full of f.names) {
-      const name = prefix && full.startsWith(prefix) ? full.slice(prefix.length) : full;
       const e = f.entry(full);
-      let links: { reference: string; refRows: [number, number]; diffRows: [number, number] }[] = [];
-      if (!prefix || full.startsWith(prefix)) {
-        if (naming === 'reference') links = [{ reference: name, refRows: [0, e.shape[0] ?? 1], diffRows: [0, e.shape[0] ?? 1] }];
-        else links = map.byDiffusers.get(name) ?? [];
-      }
+      const links = linksOf(full, e.shape[0] ?? 1);
       const touched = links.some((k) => ops.has(k.reference));
       if (!touched) {
         await w.write(full, await f.readRaw(full));
@@ -175,11 +161,7 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
       }
       if (e.dtype !== 'F32' && e.dtype !== 'F16' && e.dtype !== 'BF16') throw new ApplyMasksError(`${input}: '${full}' is ${e.dtype}; masks fold into float tensors only`);
       const data = await f.readFloat32(full);
-      if (e.shape.length === 1) {
-        foldTensor(data, [e.shape[0]!, 1], links, ops);
-      } else {
-        foldTensor(data, e.shape, links, ops);
-      }
+      foldTensor(data, e.shape.length === 1 ? [e.shape[0]!, 1] : e.shape, links, ops);
       await w.write(full, data);
       changed++;
     }
@@ -190,6 +172,52 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
     if (w) await w.abort();
     await f.close();
   }
+}
+
+type Links = { reference: string; refRows: [number, number]; diffRows: [number, number] }[];
+interface FileFold {
+  naming: Naming;
+  prefix: string;
+  plan: FoldOp[];
+  /** Which reference rows a stored tensor (by its full name, with `rows` rows) holds. */
+  linksOf(full: string, rows: number): Links;
+}
+
+/** A FLUX transformer in either naming, optionally under a prefix. */
+function fluxLinks(f: SafetensorsFile, input: string, masks: Readonly<HostMasks>): FileFold {
+  const prefix = fluxPrefix(f.names);
+  const names = f.names.filter((n) => !prefix || n.startsWith(prefix)).map((n) => n.slice(prefix.length));
+  const naming = detectFluxNaming(names);
+  if (!naming) throw new ApplyMasksError(`${input}: not a FLUX transformer checkpoint (neither reference nor diffusers names)`);
+  const shapes = new Map(names.map((n) => [n, f.entry(prefix + n).shape]));
+  let layout: FluxLayout;
+  try {
+    layout = inferFluxLayout(shapes, naming);
+  } catch (e) {
+    throw new ApplyMasksError(`${input}: ${(e as Error).message}`);
+  }
+  const map = fluxNameMap(layout);
+  return {
+    naming,
+    prefix,
+    plan: foldPlan(layout, masks),
+    linksOf(full, rows) {
+      if (prefix && !full.startsWith(prefix)) return [];
+      const name = full.slice(prefix.length);
+      if (naming === 'reference') return [{ reference: name, refRows: [0, rows], diffRows: [0, rows] }];
+      return map.byDiffusers.get(name) ?? [];
+    },
+  };
+}
+
+/** A diffusers-named UNet: every tensor is its own reference. */
+function unetLinks(f: SafetensorsFile, masks: Readonly<HostMasks>): FileFold {
+  return {
+    naming: 'diffusers',
+    prefix: '',
+    plan: unetFoldPlan(new Map(f.names.map((n) => [n, f.entry(n).shape])), masks),
+    linksOf: (full, rows) => [{ reference: full, refRows: [0, rows], diffRows: [0, rows] }],
+  };
 }
 
 /** Fold masks into in-memory reference-named weights (host arrays); returns new arrays for changed tensors. */

@@ -1,8 +1,10 @@
 // Before/after evaluation of an erasure on HELD-OUT prompts (templates and synonyms never used in
 // training): the original and the erased model (binary masks) sample from the same noises; the
 // emoji classifier (when its weights are there) gives the detection rate of the target and the
-// concept accuracy of near neighbours and of other concepts; SSIM compares each erased image with
-// the original one from the same seed. Metric names say what they are measured with.
+// concept accuracy of near neighbours and of other concepts, reported apart; the emoji dual encoder
+// (when its weights are there) gives the CLIP score of each image against its prompt; SSIM compares
+// each erased image with the original one from the same seed. Metric names say what they are
+// measured with. Works on any erase subject (FLUX or UNet).
 import { existsSync } from 'node:fs';
 import { tf } from '../../engine/tf.js';
 import { Rng, mixSeed } from '../../engine/rng.js';
@@ -12,8 +14,9 @@ import { selectConcepts } from '../../world/dataset.js';
 import { VENDORS } from '../../world/vendors.js';
 import { ssim as ssimOf } from '../../eval/ssim.js';
 import { fluxMasksFrom, type HostMasks } from './masks.js';
-import { PromptCache, noiseSeed, packedNoise, sampleFinal, type FluxEraseModel, type SamplerSettings } from './objective.js';
+import { noiseSeed } from './objective.js';
 import type { PromptSets } from './prompts.js';
+import type { EraseSubject } from './subject.js';
 
 /** Mean SSIM over RGB channels, 7x7 uniform windows with sample covariance (scikit-image defaults). */
 export function ssim(a: RgbImage, b: RgbImage, win = 7): number {
@@ -29,11 +32,17 @@ export interface EvalGroup {
   after: number | null;
   /** Mean SSIM (erased vs original, same seed). */
   ssim: number;
+  /** Mean CLIP score (emoji dual encoder) of the images against their prompts, before and after; null without its weights. */
+  clip: { before: number; after: number } | null;
 }
 
 export interface ErasureEval {
-  metrics: { detection: string; accuracy: string; ssim: string };
+  metrics: { detection: string; accuracy: string; ssim: string; clip: string };
   classifier: string | null;
+  /** The emoji dual encoder's weights, or null when absent (CLIP scores skipped). */
+  clipModel: string | null;
+  /** Why a metric is missing. */
+  notes: string[];
   erase: EvalGroup;
   neighbours: EvalGroup | null;
   others: EvalGroup;
@@ -46,18 +55,13 @@ export interface EvalOptions {
   seed?: number;
   /** Classifier weights (default: the shipped emoji classifier, when present). */
   classifier?: string;
+  /** Emoji dual encoder weights (default: the shipped emoji CLIP, when present). */
+  clip?: string;
   modelConcepts?: readonly string[];
 }
 
 /** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
-export async function evaluateErasure(
-  model: FluxEraseModel,
-  decode: (packed: tf.Tensor) => RgbImage[],
-  sets: PromptSets,
-  logits: Readonly<HostMasks>,
-  sampler: SamplerSettings,
-  opts: EvalOptions = {},
-): Promise<ErasureEval> {
+export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, opts: EvalOptions = {}): Promise<ErasureEval> {
   const t0 = performance.now();
   const n = opts.n ?? 12;
   const seed = opts.seed ?? 0;
@@ -90,15 +94,15 @@ export async function evaluateErasure(
   const neighbours = sets.neighbours.filter((c) => !excluded.has(c)).slice(0, n).map((c) => ({ p: heldoutCaption(c), t: c }));
   const others = pick(model_.filter((c) => !excluded.has(c) && !sets.neighbours.includes(c)), n).map((c) => ({ p: heldoutCaption(c), t: c }));
 
-  const cache = new PromptCache(model);
+  const sampler = subject.newSampler();
   const masks = fluxMasksFrom(logits, 'binary', 0);
   const sampleBoth = (items: { p: string; t: string }[], salt: number): { a: RgbImage[]; b: RgbImage[] } => {
-    const noise = tf.concat(items.map((_, i) => packedNoise(model, noiseSeed(mixSeed(seed, 0x65, salt), i))), 0);
+    const seeds = items.map((_, i) => noiseSeed(mixSeed(seed, 0x65, salt), i));
     const prompts = items.map((x) => x.p);
-    const ra = sampleFinal(model, cache, prompts, noise, sampler);
-    const rb = sampleFinal(model, cache, prompts, noise, sampler, masks);
-    const out = { a: decode(ra.final), b: decode(rb.final) };
-    tf.dispose([noise, ra.final, rb.final]);
+    const ra = sampler.sample(prompts, seeds);
+    const rb = sampler.sample(prompts, seeds, masks);
+    const out = { a: subject.decode(ra.final), b: subject.decode(rb.final) };
+    tf.dispose([ra.final, rb.final]);
     return out;
   };
   let classify: ((imgs: RgbImage[]) => Promise<{ concept: string; style: string }[]>) | null = null;
@@ -110,6 +114,15 @@ export async function evaluateErasure(
   } else {
     clfPath = null;
   }
+  const clipPath: string | null = opts.clip ?? ev.evaluatorPath('clip');
+  const clipOk = existsSync(clipPath);
+  const notes: string[] = [];
+  if (!clfPath) notes.push(`no classifier weights (${opts.classifier ?? ev.evaluatorPath('classifier')}): detection and accuracy not measured`);
+  if (!clipOk) notes.push(`no emoji CLIP weights (${clipPath}): CLIP scores not measured`);
+  const meanClip = async (imgs: RgbImage[], prompts: string[]): Promise<number> => {
+    const s = await ev.clipScore(imgs, prompts, { model: clipPath });
+    return s.reduce((x, y) => x + y, 0) / s.length;
+  };
   const styleTargets = new Set(sets.targets.filter((t) => t.kind === 'style').map((t) => t.style as string));
   const group = async (items: { p: string; t: string }[], salt: number, kind: 'erase' | 'keep'): Promise<EvalGroup> => {
     const { a, b } = sampleBoth(items, salt);
@@ -125,7 +138,9 @@ export async function evaluateErasure(
       }).length;
       return hits / preds.length;
     };
-    return { prompts: items.map((x) => x.p), truth: items.map((x) => x.t), before: await rate(a), after: await rate(b), ssim: ss.reduce((x, y) => x + y, 0) / ss.length };
+    const prompts = items.map((x) => x.p);
+    const clip = clipOk ? { before: await meanClip(a, prompts), after: await meanClip(b, prompts) } : null;
+    return { prompts, truth: items.map((x) => x.t), before: await rate(a), after: await rate(b), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip };
   };
   try {
     const res: ErasureEval = {
@@ -133,8 +148,11 @@ export async function evaluateErasure(
         detection: 'detection rate of the target (emoji classifier, top-1 concept is a target member; style targets: predicted style)',
         accuracy: 'concept accuracy (emoji classifier, top-1)',
         ssim: 'SSIM, erased vs original image from the same seed (7x7 windows, RGB mean)',
+        clip: `${ev.METRIC_NAMES.clipScore}: 100 * max(cos(image, prompt), 0), mean over the group`,
       },
       classifier: clfPath,
+      clipModel: clipOk ? clipPath : null,
+      notes,
       erase: await group(erase, 1, 'erase'),
       neighbours: neighbours.length ? await group(neighbours, 2, 'keep') : null,
       others: await group(others, 3, 'keep'),
@@ -144,7 +162,7 @@ export async function evaluateErasure(
     return res;
   } finally {
     tf.dispose(Object.values(masks));
-    cache.dispose();
+    sampler.dispose();
   }
 }
 
@@ -154,28 +172,26 @@ export async function evaluateErasure(
  * neutral prompt from the same noise, scored against the prompt without the concept.
  */
 export async function pairScores(
-  model: FluxEraseModel,
-  decode: (packed: tf.Tensor) => RgbImage[],
+  subject: EraseSubject,
   pairs: readonly { prompt: string; neutral: string; background?: string }[],
-  sampler: SamplerSettings,
   opts: { seed?: number; clip?: string } = {},
 ): Promise<number[]> {
   const ev = await import('../../eval/evaluators.js');
   const path = opts.clip ?? ev.evaluatorPath('clip');
   if (!existsSync(path)) throw new Error(`the pair filter needs the emoji CLIP weights (${path} not found)`);
-  const cache = new PromptCache(model);
+  const sampler = subject.newSampler();
   try {
-    const noise = tf.concat(pairs.map((_, i) => packedNoise(model, noiseSeed(opts.seed ?? 0, i))), 0);
-    const a = sampleFinal(model, cache, pairs.map((p) => p.prompt), noise, sampler);
-    const b = sampleFinal(model, cache, pairs.map((p) => p.neutral), noise, sampler);
-    const ia = decode(a.final);
-    const ib = decode(b.final);
-    tf.dispose([noise, a.final, b.final]);
+    const seeds = pairs.map((_, i) => noiseSeed(opts.seed ?? 0, i));
+    const a = sampler.sample(pairs.map((p) => p.prompt), seeds);
+    const b = sampler.sample(pairs.map((p) => p.neutral), seeds);
+    const ia = subject.decode(a.final);
+    const ib = subject.decode(b.final);
+    tf.dispose([a.final, b.final]);
     const texts = pairs.map((p) => p.background ?? p.neutral);
     const sa = await ev.clipSimilarity(ia, texts, { model: path });
     const sb = await ev.clipSimilarity(ib, texts, { model: path });
     return pairs.map((_, i) => Math.abs(sa.data[i * sa.cols + i]! - sb.data[i * sb.cols + i]!));
   } finally {
-    cache.dispose();
+    sampler.dispose();
   }
 }

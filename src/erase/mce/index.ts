@@ -1,7 +1,8 @@
 // Minimalist Concept Erasure (mce-method.md): masks (hard-concrete, groups, binarise / top-k /
 // merge, sparsity), objectives on the final output with checkpointed backprop through every step
 // (FLUX + Euler in objective.ts, SD-style UNet + DDIM in unet.ts), the trainer, prompt sets,
-// mask files, folding masks into checkpoints, held-out evaluation and the HTML report.
+// mask files, folding masks into checkpoints, held-out evaluation and the HTML report; the model
+// being erased whatever its family (subject.ts) and the run's grids (grids.ts).
 export * from './hardconcrete.js';
 export * from './masks.js';
 export * from './objective.js';
@@ -12,3 +13,5 @@ export * from './maskfile.js';
 export * from './apply.js';
 export * from './evaluate.js';
 export * from './report.js';
+export * from './subject.js';
+export * from './grids.js';

@@ -1,9 +1,12 @@
 // MCE mask files (masks.safetensors): per hook point `logits.<name>` (the trained λ, F32) and
-// `keep.<name>` (the binary keep-mask, F32 0/1), plus metadata: format, the FLUX config, the
-// binarisation rule. Masks from separate runs merge with mergeMasks (AND of keep-masks).
+// `keep.<name>` (the binary keep-mask, F32 0/1), plus metadata: format, the model's config (`flux`
+// for FLUX hook points, `unet` for UNet ones), the binarisation rule. Masks from separate runs merge
+// with mergeMasks (AND of keep-masks).
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../io/safetensors.js';
 import type { FluxParams } from '../../models/flux/params.js';
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
+import type { UnetParams } from '../../models/unet/params.js';
+import { unetMaskSpecs } from '../../models/unet/masks.js';
 import type { HostMasks } from './masks.js';
 
 export const MASK_FORMAT = 'mce-masks/1';
@@ -13,23 +16,28 @@ export class MaskFileError extends Error {}
 export interface MaskFile {
   logits: HostMasks;
   keep: HostMasks;
+  /** The FLUX config the masks were trained on (null for UNet masks or when not recorded). */
   cfg: FluxParams | null;
+  /** The UNet config the masks were trained on (null for FLUX masks or when not recorded). */
+  unet: UnetParams | null;
   metadata: Record<string, string>;
 }
 
-export async function saveMasks(path: string, m: { logits?: HostMasks; keep: HostMasks; cfg?: FluxParams; metadata?: Record<string, string> }): Promise<void> {
+/** Save masks; `cfg` (FLUX) or `unet` records the architecture they belong to. */
+export async function saveMasks(path: string, m: { logits?: HostMasks; keep: HostMasks; cfg?: FluxParams; unet?: UnetParams; metadata?: Record<string, string> }): Promise<void> {
   const tensors: Record<string, WriteTensor> = {};
   for (const [n, v] of Object.entries(m.logits ?? {})) tensors[`logits.${n}`] = { dtype: 'F32', shape: [v.length], data: v };
   for (const [n, v] of Object.entries(m.keep)) tensors[`keep.${n}`] = { dtype: 'F32', shape: [v.length], data: v };
   await writeSafetensors(path, tensors, {
     format: MASK_FORMAT,
     ...(m.cfg ? { flux: JSON.stringify(m.cfg) } : {}),
+    ...(m.unet ? { unet: JSON.stringify(m.unet) } : {}),
     ...(m.metadata ?? {}),
   });
 }
 
-/** Read a mask file; with `cfg`, every hook point is checked against the config (name and size). */
-export async function loadMasks(path: string, cfg?: FluxParams): Promise<MaskFile> {
+/** Read a mask file; with `cfg` (a FLUX config, or { unet }), every hook point is checked against it (name and size). */
+export async function loadMasks(path: string, cfg?: FluxParams | { unet: UnetParams }): Promise<MaskFile> {
   let f: SafetensorsFile;
   try {
     f = await SafetensorsFile.open(path);
@@ -46,15 +54,20 @@ export async function loadMasks(path: string, cfg?: FluxParams): Promise<MaskFil
       else if (name.startsWith('keep.')) keep[name.slice(5)] = data;
     }
     const fileCfg = f.metadata['flux'] ? (JSON.parse(f.metadata['flux']) as FluxParams) : null;
+    const fileUnet = f.metadata['unet'] ? (JSON.parse(f.metadata['unet']) as UnetParams) : null;
     if (cfg) {
-      const specs = new Map(fluxMaskSpecs(cfg).map((s) => [s.name, s.size]));
+      const unet = 'unet' in cfg ? cfg.unet : null;
+      const specs = new Map((unet ? unetMaskSpecs(unet) : fluxMaskSpecs(cfg as FluxParams)).map((s) => [s.name, s.size]));
+      const what = unet
+        ? `a UNet with channels [${unet.block_out_channels.join(', ')}]`
+        : `hidden ${(cfg as FluxParams).hidden_size}, ${(cfg as FluxParams).depth} double + ${(cfg as FluxParams).depth_single_blocks} single blocks`;
       for (const [n, v] of [...Object.entries(keep), ...Object.entries(logits)]) {
         const size = specs.get(n);
-        if (size === undefined) throw new MaskFileError(`${path}: mask '${n}' is not a hook point of this model (hidden ${cfg.hidden_size}, ${cfg.depth} double + ${cfg.depth_single_blocks} single blocks)`);
+        if (size === undefined) throw new MaskFileError(`${path}: mask '${n}' is not a hook point of this model (${what})`);
         if (size !== v.length) throw new MaskFileError(`${path}: mask '${n}' has ${v.length} units, the model has ${size}`);
       }
     }
-    return { logits, keep, cfg: fileCfg, metadata: { ...f.metadata } };
+    return { logits, keep, cfg: fileCfg, unet: fileUnet, metadata: { ...f.metadata } };
   } finally {
     await f.close();
   }

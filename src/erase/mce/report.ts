@@ -67,16 +67,17 @@ export function mceReportHtml(r: ReportInput): string {
   const sp = r.sparsity.layers.map((l) => `<tr><td>${esc(l.name)}</td><td>${l.group}</td><td>${l.units}</td><td>${l.pruned}</td><td>${pct(l.fraction)}</td></tr>`).join('');
   const spg = r.sparsity.groups.map((g) => `<tr><th>group ${g.group}</th><td></td><td>${g.units}</td><td>${g.pruned}</td><td>${pct(g.fraction)}</td></tr>`).join('');
   const ev = r.evaluation;
-  const evRow = (name: string, g: { before: number | null; after: number | null; ssim: number } | null, what: string): string =>
-    g ? `<tr><td>${name}</td><td>${what}</td><td>${pct(g.before)}</td><td>${pct(g.after)}</td><td>${g.ssim.toFixed(3)}</td></tr>` : '';
+  const evRow = (name: string, g: ErasureEval['erase'] | null, what: string): string =>
+    g ? `<tr><td>${name}</td><td>${what}</td><td>${pct(g.before)}</td><td>${pct(g.after)}</td><td>${g.ssim.toFixed(3)}</td><td>${g.clip ? g.clip.before.toFixed(1) : 'n/a'}</td><td>${g.clip ? g.clip.after.toFixed(1) : 'n/a'}</td></tr>` : '';
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(r.title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1100px}table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:2px 8px;text-align:left}img{image-rendering:pixelated}pre{background:#f6f6f6;padding:8px;overflow:auto}</style></head><body>
 <h1>${esc(r.title)}</h1>
 <p>Minimalist Concept Erasure: losses on the final sampler output only, gradients through every sampling step (per-step recompute), learned neuron masks. Run time ${r.seconds.toFixed(0)} s.</p>
 <h2>Held-out evaluation</h2>
-${ev ? `<table><tr><th>prompts</th><th>metric</th><th>original</th><th>erased</th><th>SSIM vs original</th></tr>
+${ev ? `<table><tr><th>prompts</th><th>metric</th><th>original</th><th>erased</th><th>SSIM vs original</th><th>CLIP original</th><th>CLIP erased</th></tr>
 ${evRow('target (held-out templates/synonyms)', ev.erase, ev.metrics.detection)}${evRow('near neighbours', ev.neighbours, ev.metrics.accuracy)}${evRow('other concepts', ev.others, ev.metrics.accuracy)}</table>
-<p>${ev.classifier ? `classifier: ${esc(ev.classifier)}` : 'No classifier weights were found: detection and accuracy are not measured (n/a); SSIM is.'} ${esc(ev.metrics.ssim)}.</p>` : '<p>not run (--eval 0)</p>'}
+<p>${ev.classifier ? `classifier: ${esc(ev.classifier)}.` : ''} ${ev.clipModel ? `CLIP: ${esc(ev.clipModel)}.` : ''} ${esc(ev.metrics.ssim)}. ${esc(ev.metrics.clip)}.</p>
+${ev.notes.length ? `<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : ''}` : '<p>not run (--eval 0)</p>'}
 <h2>Before / after</h2>
 ${r.grid ? `<p>columns: original | erased (binary masks), same noise. Rows: ${r.grid.rows.map((x) => `${esc(x.kind)}: “${esc(x.prompt)}”`).join('; ')}</p><img src="${png(r.grid.image)}">` : '<p>no grid</p>'}
 ${r.validation.length ? `<h2>Validation during training</h2><p>columns: original | continuous masks | binary masks</p>${r.validation.map((v) => `<figure style="display:inline-block"><img src="${png(v.image)}"><figcaption>step ${v.step}</figcaption></figure>`).join('')}` : ''}
