@@ -267,8 +267,11 @@ class FluxModulation(torch.nn.Module):
         self.multiplier = 6 if double else 3
         self.lin = torch.nn.Linear(dim, self.multiplier * dim, bias=True)
 
-    def forward(self, vec):
-        out = self.lin(F.silu(vec))[:, None, :].chunk(self.multiplier, dim=-1)
+    def forward(self, vec, mask=None):
+        out = self.lin(F.silu(vec))
+        if mask is not None:  # mce-iter: MCE's txt_mod mask on the modulation output, before the split
+            out = out * mask
+        out = out[:, None, :].chunk(self.multiplier, dim=-1)
         return out[:3], (out[3:] if self.multiplier == 6 else None)  # (shift, scale, gate) each
 
 
@@ -278,6 +281,11 @@ def flux_mlp(hidden, mlp_hidden):
         torch.nn.GELU(approximate="tanh"),
         torch.nn.Linear(mlp_hidden, hidden, bias=True),
     )
+
+
+def flux_mlp_masked(mlp, x, mask):
+    """The FFN with MCE's mask on its hidden units (after the GELU), or plain without one."""
+    return mlp(x) if mask is None else mlp[2](mlp[1](mlp[0](x)) * mask)
 
 
 class FluxDoubleStreamBlock(torch.nn.Module):
@@ -296,9 +304,10 @@ class FluxDoubleStreamBlock(torch.nn.Module):
         self.txt_norm2 = torch.nn.LayerNorm(hidden, elementwise_affine=False, eps=1e-6)
         self.txt_mlp = flux_mlp(hidden, m)
 
-    def forward(self, img, txt, vec, pe):
+    def forward(self, img, txt, vec, pe, masks=None):
+        m = masks or {}
         (i_shift1, i_scale1, i_gate1), (i_shift2, i_scale2, i_gate2) = self.img_mod(vec)
-        (t_shift1, t_scale1, t_gate1), (t_shift2, t_scale2, t_gate2) = self.txt_mod(vec)
+        (t_shift1, t_scale1, t_gate1), (t_shift2, t_scale2, t_gate2) = self.txt_mod(vec, m.get("txt_mod"))
         img_modulated = (1 + i_scale1) * self.img_norm1(img) + i_shift1
         img_q, img_k, img_v = flux_split_qkv(self.img_attn.qkv(img_modulated), self.num_heads)
         img_q, img_k = self.img_attn.norm(img_q, img_k, img_v)
@@ -311,9 +320,9 @@ class FluxDoubleStreamBlock(torch.nn.Module):
         attn = flux_attention(q, k, v, pe)
         txt_attn, img_attn = attn[:, : txt.shape[1]], attn[:, txt.shape[1] :]
         img = img + i_gate1 * self.img_attn.proj(img_attn)
-        img = img + i_gate2 * self.img_mlp((1 + i_scale2) * self.img_norm2(img) + i_shift2)
+        img = img + i_gate2 * flux_mlp_masked(self.img_mlp, (1 + i_scale2) * self.img_norm2(img) + i_shift2, m.get("img_mlp"))
         txt = txt + t_gate1 * self.txt_attn.proj(txt_attn)
-        txt = txt + t_gate2 * self.txt_mlp((1 + t_scale2) * self.txt_norm2(txt) + t_shift2)
+        txt = txt + t_gate2 * flux_mlp_masked(self.txt_mlp, (1 + t_scale2) * self.txt_norm2(txt) + t_shift2, m.get("txt_mlp"))
         return img, txt
 
 
@@ -374,7 +383,8 @@ class Flux(torch.nn.Module):
     def rope(self, img_ids, txt_ids):
         return self.pe_embedder(torch.cat((txt_ids, img_ids), dim=1))
 
-    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None, pe=None):
+    def forward(self, img, img_ids, txt, txt_ids, timesteps, y, guidance=None, pe=None, masks=None):
+        """masks (mce-iter): {"double_blocks.i.img_mlp" | ".txt_mlp" | ".txt_mod": tensor}, MCE's hook points."""
         img = self.img_in(img)
         vec = self.time_in(flux_timestep_embedding(timesteps, 256))
         if self.p["guidance_embed"]:
@@ -383,8 +393,10 @@ class Flux(torch.nn.Module):
         txt = self.txt_in(txt)
         if pe is None:
             pe = self.rope(img_ids, txt_ids)
-        for block in self.double_blocks:
-            img, txt = block(img, txt, vec, pe)
+        for i, block in enumerate(self.double_blocks):
+            pre = f"double_blocks.{i}."
+            bm = {k[len(pre):]: v for k, v in (masks or {}).items() if k.startswith(pre)}
+            img, txt = block(img, txt, vec, pe, bm)
         img = torch.cat((txt, img), 1)
         for block in self.single_blocks:
             img = block(img, vec, pe)
@@ -392,7 +404,7 @@ class Flux(torch.nn.Module):
         return self.final_layer(img, vec)
 
 
-FLUX_NON_WEIGHTS = {"img", "timesteps", "x0", "target", "txt", "y"}
+FLUX_NON_WEIGHTS = {"img", "timesteps", "x0", "target", "txt", "y", "u"}
 
 
 def flux_setup(a, p):
@@ -484,8 +496,102 @@ def flux_ckpt(a, p):
     return run, check
 
 
+def mce_iter(a, p):
+    """One MCE iteration (src/bench/workloads/mce-iter.ts; erase/mce/objective.ts objectiveGrad): items
+    p0..p3 (erase, erase, preserve, preserve) from their noises x0, CFG inside every Euler step (the batch
+    doubled with the "" row: v = v_u + cfg (v_c - v_u)), hard-concrete masks from logits at init_logit
+    with the uniform noise u[k] of step k (the same draw in the recompute), loss sum_i w_i MSE(final_i,
+    target_i), w = 1/n_erase, beta/n_preserve; gradients for the mask logits by checkpointed backprop."""
+    model, _, _ = flux_setup(a, {**p, "batch": 2 * len(p["items"])})
+    for q in model.parameters():
+        q.requires_grad_(False)
+    x0, target, u = a["x0"], a["target"], a["u"]
+    n_items = len(p["items"])
+    schedule = [float(t) for t in p["schedule"]]
+    n = len(schedule) - 1
+    cfg, beta = float(p["cfg"]), float(p["beta"])
+    hc = p["hard_concrete"]
+    specs = p["masks"]
+    # Text rows: p0..p3 then ""; the doubled batch is [cond p0..p3; uncond "" x 4].
+    rows = list(range(n_items)) + [n_items] * n_items
+    txt, y = a["txt"][rows], a["y"][rows]
+    gh, gw = p["grid_h"], p["grid_w"]
+    img_ids = torch.zeros(gh, gw, 3)
+    img_ids[..., 1] = img_ids[..., 1] + torch.arange(gh)[:, None]
+    img_ids[..., 2] = img_ids[..., 2] + torch.arange(gw)[None, :]
+    img_ids = img_ids.reshape(1, gh * gw, 3).repeat(2 * n_items, 1, 1)
+    txt_ids = torch.zeros(2 * n_items, p["txt_len"], 3)
+    with torch.no_grad():
+        pe = model.rope(img_ids, txt_ids)
+    n_erase = sum(1 for k in p["items"] if k == "erase")
+    w = torch.tensor([1.0 / n_erase if k == "erase" else beta / (n_items - n_erase) for k in p["items"]])
+    # Logistic noise log(u + eps) - log(1 - u + eps), in float64 then float32 (as the TypeScript side).
+    ud = u.double()
+    noise = (torch.log(ud + hc["eps"]) - torch.log(1 - ud + hc["eps"])).float()
+    offs = np.cumsum([0] + [m["size"] for m in specs])
+    logits = [torch.full((m["size"],), float(p["init_logit"]), requires_grad=True) for m in specs]
+
+    def masks_at(k, ls):
+        out = {}
+        for i, m in enumerate(specs):
+            z = ls[i] + noise[k, offs[i]:offs[i + 1]]
+            s = torch.sigmoid(z / hc["beta"])
+            out[m["name"]] = torch.clamp(s * (hc["zeta"] - hc["gamma"]) + hc["gamma"], 0, 1)
+        return out
+
+    def step(x, k, ls):
+        t_curr, t_prev = schedule[k], schedule[k + 1]
+        xx = torch.cat([x, x], 0)
+        t_vec = torch.full((2 * n_items,), t_curr, dtype=x.dtype)
+        v = model(img=xx, img_ids=img_ids, txt=txt, txt_ids=txt_ids, timesteps=t_vec, y=y, pe=pe, masks=masks_at(k, ls))
+        vc, vu = v[:n_items], v[n_items:]
+        return x + (t_prev - t_curr) * (vu + (vc - vu) * cfg)
+
+    def item_mse(f):
+        return ((f - target) ** 2).reshape(n_items, -1).mean(1)
+
+    def run():
+        with torch.no_grad():
+            xs = [x0]
+            for k in range(n):
+                xs.append(step(xs[k], k, logits))
+        xn = xs[n].detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = (item_mse(xn) * w).sum()
+            g = torch.autograd.grad(loss, xn)[0]
+        acc = [torch.zeros_like(q) for q in logits]
+        for k in range(n - 1, -1, -1):
+            xk = xs[k].detach().requires_grad_(True)
+            with torch.enable_grad():
+                out = step(xk, k, logits)
+                gs = torch.autograd.grad(out, [xk] + logits, g)
+            g = gs[0]
+            for i in range(len(logits)):
+                acc[i] += gs[i + 1]
+        return loss.detach(), xs[n], acc
+
+    def check():
+        loss, xn, acc = run()
+        mse = item_mse(xn)
+        erase = float(sum(mse[i] * w[i] for i in range(n_items) if p["items"][i] == "erase"))
+        preserve = float(sum(mse[i] * w[i] for i in range(n_items) if p["items"][i] != "erase")) / beta
+        group = lambda key: math.sqrt(sum(fro(t) ** 2 for t, m in zip(acc, specs) if m["name"].endswith(key)))
+        return {
+            "loss": float(loss),
+            "erase_mse": erase,
+            "preserve_mse": preserve,
+            "grad_all_logits": math.sqrt(sum(fro(t) ** 2 for t in acc)),
+            "grad_ffn": math.sqrt(group("img_mlp") ** 2 + group("txt_mlp") ** 2),
+            "grad_txt_mod": group("txt_mod"),
+            "grad_" + specs[0]["name"]: fro(acc[0]),
+            "grad_" + specs[-1]["name"]: fro(acc[-1]),
+        }
+
+    return run, check
+
+
 WORKLOADS = {"sgemm-1024": sgemm, "block-fwd-bwd": block, "euler8-ckpt": euler_ckpt,
-             "flux-small-fwd": flux_fwd, "flux-small-ckpt4": flux_ckpt}
+             "flux-small-fwd": flux_fwd, "flux-small-ckpt4": flux_ckpt, "mce-iter": mce_iter}
 
 
 # ------------------------------------------------------------------ memory

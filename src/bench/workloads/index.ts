@@ -8,6 +8,7 @@ import { euler8Ckpt } from './euler8-ckpt.js';
 import { fluxSmallFwd } from './flux-small-fwd.js';
 import { fluxSmallCkpt4 } from './flux-small-ckpt4.js';
 import { generateCli } from './generate-cli.js';
+import { mceIter } from './mce-iter.js';
 
 export const workloads: Workload[] = [
   sgemm1024,
@@ -16,4 +17,5 @@ export const workloads: Workload[] = [
   fluxSmallFwd,
   fluxSmallCkpt4,
   generateCli,
+  mceIter,
 ];
