@@ -13,6 +13,7 @@ import { buildDataset, type DatasetConfig } from '../world/dataset.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
 import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import { count, kind, nonNegative, parseConfig, path, positive, positiveInt, z } from './config-schema.js';
 import { sha256 } from '../world/util.js';
 import { readFileSync } from 'node:fs';
 
@@ -37,11 +38,39 @@ export interface AeTrainConfig {
   };
 }
 
+/** The config's schema (errors name the field: `train.lr: expected a positive number`). */
+export const AE_CONFIG_SCHEMA: z.ZodType<AeTrainConfig> = z.strictObject({
+  kind: kind('ae'),
+  run: path(),
+  out: path(),
+  dataset: z.strictObject({ size: positiveInt(), concepts: positiveInt(), seed: count() }),
+  ae: z.strictObject({
+    resolution: positiveInt(),
+    in_channels: positiveInt(),
+    ch: positiveInt(),
+    out_ch: positiveInt(),
+    ch_mult: z.array(positiveInt()).min(1),
+    num_res_blocks: positiveInt(),
+    z_channels: positiveInt(),
+    scale_factor: positive(),
+    shift_factor: z.number(),
+  }),
+  train: z.strictObject({
+    steps: count(),
+    batch: positiveInt(),
+    lr: positive(),
+    warmup: count(),
+    weightDecay: nonNegative(),
+    klWeight: nonNegative(),
+    l1Weight: nonNegative(),
+    seed: count(),
+    checkpointEvery: positiveInt(),
+  }),
+});
+
 export function validateAeConfig(c: AeTrainConfig, where: string): void {
-  if (c.kind !== 'ae') throw new Error(`${where}: kind must be "ae"`);
-  for (const k of ['run', 'out'] as const) if (typeof c[k] !== 'string') throw new Error(`${where}: "${k}" must be a path`);
-  if (!c.ae || !c.dataset || !c.train) throw new Error(`${where}: needs "ae", "dataset" and "train" sections`);
-  if (c.ae.resolution !== c.dataset.size) throw new Error(`${where}: ae.resolution must equal dataset.size`);
+  parseConfig(AE_CONFIG_SCHEMA, c, where, 'ae');
+  if (c.ae.resolution !== c.dataset.size) throw new Error(`${where}: ae.resolution: must equal dataset.size (${c.dataset.size}), got ${c.ae.resolution}`);
 }
 
 export interface AeRunOptions {

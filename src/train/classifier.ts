@@ -25,6 +25,7 @@ import { erasureTargets } from '../world/targets.js';
 import { VENDORS, type Vendor } from '../world/vendors.js';
 import { hashString } from '../world/util.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
+import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, nonNegative, parseConfig, path, positive, positiveInt, vendor, z } from './config-schema.js';
 import { AdamW, type Params } from './optim.js';
 import { epochBatch, train } from './loop.js';
 import {
@@ -94,36 +95,56 @@ export interface ClassifierTrainConfig {
   dtype: FloatDtype;
 }
 
+/** The training schedule of a concept stage (train and finetune.train). */
+const classifierTrainSchema = () =>
+  z.strictObject({
+    steps: count(),
+    batch: positiveInt(),
+    lr: positive(),
+    warmup: count(),
+    weightDecay: nonNegative(),
+    labelSmoothing: fraction(),
+    styleWeight: nonNegative(),
+    featureDropout: fraction(),
+    maxGradNorm: positive(),
+    seed: count(),
+    checkpointEvery: count(),
+    evalEvery: count(),
+  });
+
+/** The config's schema (errors name the field: `train.lr: expected a positive number`). */
+export const CLASSIFIER_CONFIG_SCHEMA: z.ZodType<ClassifierTrainConfig> = z.strictObject({
+  kind: kind('classifier'),
+  name: name(),
+  run: path(),
+  out: path().nullable(),
+  report: path().optional(),
+  heldOutVendorReports: z.array(path()).optional(),
+  dataset: z.strictObject({ size: positiveInt(), concepts: conceptsField().optional() }),
+  holdoutVendor: vendor().nullable(),
+  styleHoldout: z.strictObject({ fraction: fraction(), seed: count() }),
+  backbone: backbone(),
+  train: classifierTrainSchema(),
+  augment: augment().optional(),
+  finetune: z.strictObject({ train: classifierTrainSchema(), augment: augment().optional() }).optional(),
+  style: z
+    .strictObject({
+      backbone: backbone(),
+      train: classifierTrainSchema().omit({ styleWeight: true, featureDropout: true }),
+      augment: augment().optional(),
+    })
+    .optional(),
+  eval: z.strictObject({ seed: count(), views: positiveInt(), batch: positiveInt(), quickImages: positiveInt(), limit: positiveInt().optional() }),
+  dtype: floatDtype(),
+});
+
 export function validateClassifierConfig(c: ClassifierTrainConfig, where: string): void {
+  parseConfig(CLASSIFIER_CONFIG_SCHEMA, c, where, 'classifier');
+  // What a schema of single fields cannot say: fields that must agree.
   const fail = (m: string): never => { throw new Error(`${where}: ${m}`); };
-  if (c.kind !== 'classifier') fail('kind must be "classifier"');
-  if (typeof c.name !== 'string' || !c.name) fail('"name" must be a string');
-  if (typeof c.run !== 'string') fail('"run" must be a folder path');
-  if (c.out !== null && typeof c.out !== 'string') fail('"out" must be a folder path or null');
-  if (c.out === null && typeof c.report !== 'string') fail('an evaluation-only run (out null) needs "report"');
-  if (!c.dataset || !c.backbone || !c.train || !c.eval || !c.styleHoldout) fail('needs "dataset", "backbone", "train", "eval" and "styleHoldout"');
-  if (c.backbone.size !== c.dataset.size) fail('backbone.size must equal dataset.size');
-  if (c.holdoutVendor !== null && !VENDORS.includes(c.holdoutVendor)) fail(`holdoutVendor must be null or one of ${VENDORS.join(', ')}`);
-  if (!['F32', 'F16', 'BF16'].includes(c.dtype)) fail('dtype must be F32, F16 or BF16');
-  for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
-    if (!Number.isInteger(c.train[k]) || c.train[k] < 0) fail(`train.${k} must be a non-negative integer`);
-  }
-  resolveAugment(c.augment, `${where}: augment`);
-  if (c.finetune !== undefined) {
-    if (!c.finetune.train) fail('"finetune" needs "train"');
-    for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
-      if (!Number.isInteger(c.finetune.train[k]) || c.finetune.train[k] < 0) fail(`finetune.train.${k} must be a non-negative integer`);
-    }
-    resolveAugment(c.finetune.augment, `${where}: finetune.augment`);
-  }
-  if (c.style !== undefined) {
-    if (!c.style.backbone || !c.style.train) fail('"style" needs "backbone" and "train"');
-    if (c.style.backbone.size !== c.dataset.size) fail('style.backbone.size must equal dataset.size');
-    for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
-      if (!Number.isInteger(c.style.train[k]) || c.style.train[k] < 0) fail(`style.train.${k} must be a non-negative integer`);
-    }
-    resolveAugment(c.style.augment, `${where}: style.augment`);
-  }
+  if (c.out === null && c.report === undefined) fail('report: an evaluation-only run (out null) needs "report"');
+  if (c.backbone.size !== c.dataset.size) fail(`backbone.size: must equal dataset.size (${c.dataset.size}), got ${c.backbone.size}`);
+  if (c.style && c.style.backbone.size !== c.dataset.size) fail(`style.backbone.size: must equal dataset.size (${c.dataset.size}), got ${c.style.backbone.size}`);
 }
 
 export interface ClassifierRunOptions {

@@ -23,6 +23,7 @@ import { captions, fillTemplate, PLAIN_TEMPLATES, STYLE_TEMPLATES } from '../wor
 import { hashString } from '../world/util.js';
 import { STYLES, type Vendor } from '../world/vendors.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
+import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, nonNegative, parseConfig, path, positive, positiveInt, z } from './config-schema.js';
 import { AdamW, type Params } from './optim.js';
 import { epochBatch, train } from './loop.js';
 import {
@@ -66,17 +67,38 @@ export interface ClipRunOptions {
   cacheDir?: string;
 }
 
-function validate(c: ClipTrainConfig, where: string): void {
-  const fail = (m: string): never => { throw new Error(`${where}: ${m}`); };
-  if (c.kind !== 'clip') fail('kind must be "clip"');
-  for (const k of ['name', 'run', 'out'] as const) if (typeof c[k] !== 'string' || !c[k]) fail(`"${k}" must be a string`);
-  if (!c.dataset || !c.image || !c.text || !c.train || !c.eval) fail('needs "dataset", "image", "text", "train" and "eval"');
-  if (c.image.size !== c.dataset.size) fail('image.size must equal dataset.size');
-  if (!['F32', 'F16', 'BF16'].includes(c.dtype)) fail('dtype must be F32, F16 or BF16');
-  for (const k of ['steps', 'batch', 'seed', 'checkpointEvery', 'evalEvery'] as const) {
-    if (!Number.isInteger(c.train[k]) || c.train[k] < 0) fail(`train.${k} must be a non-negative integer`);
-  }
-  resolveAugment(c.augment, `${where}: augment`);
+/** The config's schema (errors name the field: `train.lr: expected a positive number`). */
+export const CLIP_CONFIG_SCHEMA: z.ZodType<ClipTrainConfig> = z.strictObject({
+  kind: kind('clip'),
+  name: name(),
+  run: path(),
+  out: path(),
+  dataset: z.strictObject({ size: positiveInt(), concepts: conceptsField().optional() }),
+  image: backbone(),
+  text: z.strictObject({ context: positiveInt(), width: positiveInt(), layers: positiveInt(), heads: positiveInt(), mlpRatio: positive() }),
+  embedDim: positiveInt(),
+  train: z.strictObject({
+    steps: count(),
+    batch: positiveInt(),
+    lr: positive(),
+    warmup: count(),
+    weightDecay: nonNegative(),
+    maxGradNorm: positive(),
+    styledFraction: fraction(),
+    seed: count(),
+    checkpointEvery: count(),
+    evalEvery: count(),
+  }),
+  augment: augment().optional(),
+  eval: z.strictObject({ seed: count(), batch: positiveInt(), limit: positiveInt().optional() }),
+  dtype: floatDtype(),
+});
+
+export function validateClipTrainConfig(c: ClipTrainConfig, where: string): void {
+  parseConfig(CLIP_CONFIG_SCHEMA, c, where, 'clip');
+  // What a schema of single fields cannot say: fields that must agree.
+  if (c.image.size !== c.dataset.size) throw new Error(`${where}: image.size: must equal dataset.size (${c.dataset.size}), got ${c.image.size}`);
+  if (c.text.width % c.text.heads !== 0) throw new Error(`${where}: text.heads: must divide text.width (${c.text.width}), got ${c.text.heads}`);
 }
 
 /**
@@ -213,7 +235,7 @@ function zeroShot(
 
 export async function trainClip(cfg: ClipTrainConfig, opts: ClipRunOptions = {}): Promise<Record<string, unknown>> {
   const where = opts.configPath ?? 'clip config';
-  validate(cfg, where);
+  validateClipTrainConfig(cfg, where);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const t = cfg.train;
   const aug = resolveAugment(cfg.augment);
