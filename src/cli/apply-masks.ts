@@ -1,14 +1,17 @@
-// `mce apply-masks --weights W --masks M --out OUT`: fold binary masks into a FLUX checkpoint
-// (reference or diffusers names, any float dtype), streaming tensor by tensor: pruned FFN units'
-// rows and columns zeroed, pruned heads' output-projection columns zeroed, pruned modulation
-// channels dropped (rows of txt_mod.lin zeroed). The result generates what the masked model does.
+// `mce apply-masks --weights W --masks M --out OUT`: fold binary masks into a checkpoint, streaming
+// tensor by tensor, any float dtype. FLUX masks into a FLUX transformer (reference or diffusers
+// names): pruned FFN units' rows and columns zeroed, pruned heads' output-projection columns
+// zeroed, pruned modulation channels dropped (rows of txt_mod.lin zeroed). UNet masks (from an
+// sd-emoji run) into a diffusers UNet (e.g. a bundle's unet.safetensors): the rows of to_q / to_k /
+// to_v / to_out.0 and the columns of to_out.0 (heads) and ff.net.2 (FFN units). The result
+// generates what the masked model does.
 import { UsageError, UserError, type Command } from './command.js';
 
 export const applyMasksCommand: Command = {
   name: 'apply-masks',
-  summary: 'fold MCE masks into FLUX weights (streaming; reference or diffusers names)',
+  summary: 'fold MCE masks into FLUX or UNet weights (streaming; reference or diffusers names)',
   flags: {
-    weights: { type: 'string', help: 'input FLUX transformer .safetensors' },
+    weights: { type: 'string', help: 'input .safetensors: a FLUX transformer, or a diffusers UNet for masks from an sd-emoji run' },
     masks: { type: 'string', help: 'masks.safetensors from mce erase (keep-masks; or logits binarised at --threshold)' },
     out: { type: 'string', help: 'output .safetensors' },
     threshold: { type: 'number', help: 'binarise logits at this threshold when the file has no keep-masks, or with --from-logits', default: 0 },
