@@ -13,7 +13,7 @@ import { buildDataset, type DatasetConfig } from '../world/dataset.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
 import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
-import { count, kind, nonNegative, parseConfig, path, positive, positiveInt, z } from './config-schema.js';
+import { count, kind, nonNegative, parseConfig, path, positive, positiveInt, schedule, z } from './config-schema.js';
 import { sha256 } from '../world/util.js';
 import { readFileSync } from 'node:fs';
 
@@ -55,17 +55,7 @@ export const AE_CONFIG_SCHEMA: z.ZodType<AeTrainConfig> = z.strictObject({
     scale_factor: positive(),
     shift_factor: z.number(),
   }),
-  train: z.strictObject({
-    steps: count(),
-    batch: positiveInt(),
-    lr: positive(),
-    warmup: count(),
-    weightDecay: nonNegative(),
-    klWeight: nonNegative(),
-    l1Weight: nonNegative(),
-    seed: count(),
-    checkpointEvery: positiveInt(),
-  }),
+  train: schedule({ klWeight: nonNegative(), l1Weight: nonNegative(), checkpointEvery: positiveInt() }),
 });
 
 export function validateAeConfig(c: AeTrainConfig, where: string): void {

@@ -25,7 +25,7 @@ import { erasureTargets } from '../world/targets.js';
 import { VENDORS, type Vendor } from '../world/vendors.js';
 import { hashString } from '../world/util.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
-import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, nonNegative, parseConfig, path, positive, positiveInt, vendor, z } from './config-schema.js';
+import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, nonNegative, parseConfig, path, positive, positiveInt, schedule, vendor, z } from './config-schema.js';
 import { AdamW, type Params } from './optim.js';
 import { epochBatch, train } from './loop.js';
 import {
@@ -97,17 +97,11 @@ export interface ClassifierTrainConfig {
 
 /** The training schedule of a concept stage (train and finetune.train). */
 const classifierTrainSchema = () =>
-  z.strictObject({
-    steps: count(),
-    batch: positiveInt(),
-    lr: positive(),
-    warmup: count(),
-    weightDecay: nonNegative(),
+  schedule({
     labelSmoothing: fraction(),
     styleWeight: nonNegative(),
     featureDropout: fraction(),
     maxGradNorm: positive(),
-    seed: count(),
     checkpointEvery: count(),
     evalEvery: count(),
   });

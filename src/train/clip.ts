@@ -23,7 +23,7 @@ import { captions, fillTemplate, PLAIN_TEMPLATES, STYLE_TEMPLATES } from '../wor
 import { hashString } from '../world/util.js';
 import { STYLES, type Vendor } from '../world/vendors.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
-import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, nonNegative, parseConfig, path, positive, positiveInt, z } from './config-schema.js';
+import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, parseConfig, path, positive, positiveInt, schedule, z } from './config-schema.js';
 import { AdamW, type Params } from './optim.js';
 import { epochBatch, train } from './loop.js';
 import {
@@ -77,18 +77,7 @@ export const CLIP_CONFIG_SCHEMA: z.ZodType<ClipTrainConfig> = z.strictObject({
   image: backbone(),
   text: z.strictObject({ context: positiveInt(), width: positiveInt(), layers: positiveInt(), heads: positiveInt(), mlpRatio: positive() }),
   embedDim: positiveInt(),
-  train: z.strictObject({
-    steps: count(),
-    batch: positiveInt(),
-    lr: positive(),
-    warmup: count(),
-    weightDecay: nonNegative(),
-    maxGradNorm: positive(),
-    styledFraction: fraction(),
-    seed: count(),
-    checkpointEvery: count(),
-    evalEvery: count(),
-  }),
+  train: schedule({ maxGradNorm: positive(), styledFraction: fraction(), checkpointEvery: count(), evalEvery: count() }),
   augment: augment().optional(),
   eval: z.strictObject({ seed: count(), batch: positiveInt(), limit: positiveInt().optional() }),
   dtype: floatDtype(),

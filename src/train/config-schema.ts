@@ -56,6 +56,13 @@ export const backbone = () =>
     groups: positiveInt(),
   });
 
+/**
+ * The `train` section's fields every trainer has (steps, batch, AdamW lr, warmup, weight decay,
+ * seed); a trainer extends it with its own (`schedule({ klWeight: nonNegative() })`).
+ */
+export const schedule = <S extends z.ZodRawShape>(extra: S) =>
+  z.strictObject({ steps: count(), batch: positiveInt(), lr: positive(), warmup: count(), weightDecay: nonNegative(), seed: count(), ...extra });
+
 /** `path: message` of a zod issue, the path dotted (`train.lr`, `backbone.widths.1`). */
 function describe(issue: z.core.$ZodIssue): string {
   const at = issue.path.map(String).join('.');
