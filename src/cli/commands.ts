@@ -17,4 +17,5 @@ export const commands: CommandEntry[] = [
   { name: 'erase', load: async () => (await import('./erase.js')).eraseCommand },
   { name: 'apply-masks', load: async () => (await import('./apply-masks.js')).applyMasksCommand },
   { name: 'eval', load: async () => (await import('./eval.js')).evalCommand },
+  { name: 'baseline', load: async () => (await import('./baseline.js')).baselineCommand },
 ];

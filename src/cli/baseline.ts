@@ -1,0 +1,121 @@
+// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA) and
+// write the result as a bundle that `mce generate --model DIR` and `mce eval quality --model DIR`
+// load: an erased copy of the model (UCE, ESD, CA) or an inference wrapper (SLD), plus
+// summary.json (settings beside the published ones, time, peak tensor memory, what changed).
+//
+//   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
+import { join } from 'node:path';
+import { UsageError, UserError, type Command } from './command.js';
+
+const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca'] as const;
+const PRESETS = ['WEAK', 'MEDIUM', 'STRONG', 'MAX'] as const;
+
+export const baselineCommand: Command = {
+  name: 'baseline',
+  summary: `erase a concept with a baseline (${METHODS.join(', ')}); writes an erased bundle or an SLD wrapper bundle and summary.json`,
+  args: '<method>',
+  flags: {
+    model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
+    concept: { type: 'string', help: 'the erasure target (mce concepts --targets)' },
+    neutral: { type: 'string', help: "what the concept maps to (UCE guide, CA anchor); default: the target's neutral" },
+    seed: { type: 'number', help: 'seed of every random choice', default: 0 },
+    preset: { type: 'string', help: `SLD preset: ${PRESETS.join(', ')}`, default: 'MEDIUM' },
+    iters: { type: 'number', help: 'ESD / CA: fine-tuning iterations (default 60)' },
+    lr: { type: 'number', help: 'ESD / CA: AdamW learning rate (default 1e-4)' },
+    eta: { type: 'number', help: 'ESD: negative guidance (default 1)' },
+    steps: { type: 'number', help: "sampler steps for training / capture (default: the model's)" },
+    prompts: { type: 'number', help: 'CA: erase/anchor prompt pairs', default: 8 },
+    out: { type: 'string', help: 'output bundle folder' },
+  },
+  async run(args, flags) {
+    const method = args[0];
+    if (!method || args.length > 1) throw new UsageError(`mce baseline: give one method: ${METHODS.join(', ')}`);
+    if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`mce baseline: unknown method '${method}' (known: ${METHODS.join(', ')})`);
+    const concept = flags['concept'];
+    if (typeof concept !== 'string' || !concept.trim()) throw new UsageError('mce baseline: --concept NAME is required');
+    const out = flags['out'];
+    if (typeof out !== 'string' || !out) throw new UsageError('mce baseline: --out DIR is required');
+    const int = (name: string, lo: number, hi: number): number | undefined => {
+      const v = flags[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`mce baseline: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+      return v;
+    };
+    const num = (name: string, lo: number, hi: number): number | undefined => {
+      const v = flags[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !(v >= lo && v <= hi)) throw new UsageError(`mce baseline: --${name} must be in [${lo}, ${hi}], got ${String(v)}`);
+      return v;
+    };
+    const seed = int('seed', 0, 2 ** 31 - 1)!;
+    const iters = int('iters', 1, 100000);
+    const steps = int('steps', 1, 200);
+    const prompts = int('prompts', 1, 1000)!;
+    const lr = num('lr', 0, 10);
+    const eta = num('eta', 0, 100);
+    const preset = String(flags['preset']).toUpperCase();
+    if (!(PRESETS as readonly string[]).includes(preset)) throw new UsageError(`mce baseline: --preset must be one of ${PRESETS.join(', ')}, got '${String(flags['preset'])}'`);
+
+    const { erasureTarget } = await import('../world/targets.js');
+    const { UnknownConceptError } = await import('../world/catalogue.js');
+    let target;
+    try {
+      target = erasureTarget(concept);
+    } catch (e) {
+      if (e instanceof UnknownConceptError || (e as Error).name === 'UnknownConceptError') throw new UserError((e as Error).message);
+      throw e;
+    }
+    const { useBackend } = await import('../engine/backend.js');
+    const { ModelLoadError } = await import('../generate/flux-emoji.js');
+    const { loadBaselineModel } = await import('../erase/baselines/load.js');
+    const { runBaseline } = await import('../erase/baselines/run.js');
+    const { writeErasedBundle, writeWrapperBundle } = await import('../erase/baselines/bundle.js');
+    const { measurePeak } = await import('../engine/memory.js');
+    const { writeFileAtomic } = await import('../io/atomic.js');
+    await useBackend();
+    const modelName = flags['model'] as string;
+    let loaded;
+    try {
+      loaded = await loadBaselineModel(modelName);
+    } catch (e) {
+      if (e instanceof ModelLoadError) throw new UserError(e.message);
+      throw e;
+    }
+    const sampleSteps = steps ?? loaded.defaults.steps;
+    const t0 = performance.now();
+    const { result, peakBytes, baseBytes } = await measurePeak(() =>
+      runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
+        seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
+        preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    const record = { method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
+    let changed;
+    try {
+      if (result.kind === 'wrapper') {
+        await writeWrapperBundle({ baseDir: loaded.dir, baseManifest: loaded.manifest, outDir: out, wrapper: result.wrapper, record });
+        changed = { tensors: 0, params: 0, bytes: 0 };
+      } else {
+        changed = await writeErasedBundle({ baseDir: loaded.dir, baseManifest: loaded.manifest, family: loaded.model.family, outDir: out, weights: result.weights, record });
+      }
+    } catch (e) {
+      throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    } finally {
+      loaded.dispose();
+    }
+    const summary = {
+      method, concept: target.name, model: modelName, kind: result.kind === 'wrapper' ? 'inference wrapper' : 'erased bundle',
+      settings: result.settings, published: result.published, seed, steps: sampleSteps,
+      seconds: Number(seconds.toFixed(3)),
+      // tf.profile reports no peak when no tensor was made (SLD)
+      peak_tensor_bytes: Number.isFinite(peakBytes) ? Math.max(0, peakBytes - baseBytes) : 0,
+      changed, trained_params: result.kind === 'weights' ? result.trainedParams : 0,
+      losses: result.kind === 'weights' ? result.losses ?? null : null,
+      argv: ['mce', 'baseline', ...process.argv.slice(process.argv.indexOf('baseline') + 1)],
+    };
+    await writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
+    process.stderr.write(`mce baseline ${method}: "${target.name}" in ${seconds.toFixed(1)} s, ${changed.params} params changed (${changed.bytes} bytes) -> ${out}\n`);
+    return 0;
+  },
+};

@@ -1,0 +1,65 @@
+// mce baseline as a user runs it: one-line usage errors; each method (ESD-u shares ESD-x's path,
+// test/erase/baselines covers it) on a tiny random bundle writes
+// a bundle that `mce generate --model DIR` loads, and a summary.json; the same seed gives the same
+// bytes.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runCli } from './run.js';
+import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
+import { useBackend } from '../../src/engine/backend.js';
+
+test('baseline: bad methods, flags and concepts fail with one line and the right exit code', async () => {
+  const cases: [string[], number, RegExp][] = [
+    [['baseline', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /^mce baseline: give one method: uce, sld, esd-x, esd-u, ca/],
+    [['baseline', 'fmn', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /unknown method 'fmn'/],
+    [['baseline', 'uce', '--out', '/tmp/mce-never'], 2, /--concept NAME is required/],
+    [['baseline', 'uce', '--concept', 'kitchen knife'], 2, /--out DIR is required/],
+    [['baseline', 'sld', '--concept', 'kitchen knife', '--preset', 'HUGE', '--out', '/tmp/mce-never'], 2, /--preset must be one of WEAK, MEDIUM, STRONG, MAX/],
+    [['baseline', 'esd-x', '--concept', 'kitchen knife', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
+    [['baseline', 'uce', '--concept', 'kitchen knif', '--out', '/tmp/mce-never'], 1, /^mce: unknown .*"kitchen knif"/],
+    [['baseline', 'uce', '--concept', 'kitchen knife', '--model', '/tmp/mce-no-model', '--out', '/tmp/mce-never'], 1, /^mce: no model at \/tmp\/mce-no-model/],
+  ];
+  const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
+  runs.forEach((r, i) => {
+    const [argv, code, re] = cases[i]!;
+    assert.equal(r.code, code, `${argv.join(' ')}: exit ${r.code}, stderr ${r.err}`);
+    assert.match(r.err, re, argv.join(' '));
+    assert.equal(r.err.trim().split('\n').length, 1, `more than one line: ${r.err}`);
+  });
+  assert.ok(!existsSync('/tmp/mce-never'));
+});
+
+test('baseline: every method on a tiny bundle writes a loadable bundle and summary.json; same seed, same bytes', async () => {
+  await useBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'mce-baseline-'));
+  try {
+    const base = join(dir, 'base');
+    await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'kitchen knife', 'spoon', 'dagger', 'in noto style']);
+    const quick = ['--iters', '3', '--steps', '2', '--prompts', '2'];
+    const methods = ['uce', 'sld', 'esd-x', 'ca'];
+    const runs = await Promise.all(methods.map((m) => runCli(['baseline', m, '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, m)])));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `${methods[i]}: ${r.err}`));
+    for (const m of methods) {
+      const s = JSON.parse(readFileSync(join(dir, m, 'summary.json'), 'utf8')) as { method: string; kind: string; changed: { params: number }; seconds: number; peak_tensor_bytes: number };
+      assert.equal(s.method, m);
+      assert.equal(s.kind, m === 'sld' ? 'inference wrapper' : 'erased bundle');
+      if (m === 'sld') assert.equal(s.changed.params, 0);
+      else assert.ok(s.changed.params > 0, `${m} changed nothing`);
+      assert.ok(s.seconds > 0 && (m === 'sld' ? s.peak_tensor_bytes === 0 : s.peak_tensor_bytes > 0));
+      const man = JSON.parse(readFileSync(join(dir, m, 'manifest.json'), 'utf8')) as { erasure: { method: string; base: { name: string } }; wrapper?: unknown };
+      assert.equal(man.erasure.method, m);
+      assert.equal(man.erasure.base.name, 'tiny-flux');
+      assert.equal(man.wrapper !== undefined, m === 'sld');
+    }
+    const gens = await Promise.all(['uce', 'sld', 'esd-x', 'ca'].map((m) => runCli(['generate', '--model', join(dir, m), '--prompt', 'an emoji of a kitchen knife', '--steps', '2', '--out', join(dir, `${m}.png`)])));
+    gens.forEach((g) => assert.equal(g.code, 0, g.err));
+    const again = await runCli(['baseline', 'esd-x', '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, 'esd-x-2')]);
+    assert.equal(again.code, 0, again.err);
+    assert.deepEqual(readFileSync(join(dir, 'esd-x-2', 'transformer.safetensors')), readFileSync(join(dir, 'esd-x', 'transformer.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
