@@ -1,7 +1,7 @@
 // `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA) and
 // write the result as a bundle that `mce generate --model DIR` and `mce eval quality --model DIR`
 // load: an erased copy of the model (UCE, ESD, CA) or an inference wrapper (SLD), plus
-// summary.json (settings beside the published ones, time, peak tensor memory, what changed).
+// summary.json (settings beside the published ones, time, process peak RSS, what changed).
 //
 //   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
 import { join } from 'node:path';
@@ -70,7 +70,6 @@ export const baselineCommand: Command = {
     const { loadBaselineModel } = await import('../erase/baselines/load.js');
     const { runBaseline } = await import('../erase/baselines/run.js');
     const { writeErasedBundle, writeWrapperBundle } = await import('../erase/baselines/bundle.js');
-    const { measurePeak } = await import('../engine/memory.js');
     const { writeFileAtomic } = await import('../io/atomic.js');
     await useBackend();
     const modelName = flags['model'] as string;
@@ -83,12 +82,14 @@ export const baselineCommand: Command = {
     }
     const sampleSteps = steps ?? loaded.defaults.steps;
     const t0 = performance.now();
-    const { result, peakBytes, baseBytes } = await measurePeak(() =>
-      runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
-        seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
-        preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
-      }),
-    );
+    const rssBefore = process.resourceUsage().maxRSS;
+    const result = await runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
+      seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
+      preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
+    });
+    // Process peak RSS (a high-water mark: the loaded model and the runtime included). tf.profile's
+    // tensor peak is not used: it keeps a record of every kernel and overflows on long runs.
+    const rssPeak = process.resourceUsage().maxRSS;
     const seconds = (performance.now() - t0) / 1000;
     const record = { method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
     let changed;
@@ -108,8 +109,8 @@ export const baselineCommand: Command = {
       method, concept: target.name, model: modelName, kind: result.kind === 'wrapper' ? 'inference wrapper' : 'erased bundle',
       settings: result.settings, published: result.published, seed, steps: sampleSteps,
       seconds: Number(seconds.toFixed(3)),
-      // tf.profile reports no peak when no tensor was made (SLD)
-      peak_tensor_bytes: Number.isFinite(peakBytes) ? Math.max(0, peakBytes - baseBytes) : 0,
+      peak_rss_bytes: rssPeak * 1024,
+      peak_rss_before_run_bytes: rssBefore * 1024,
       changed, trained_params: result.kind === 'weights' ? result.trainedParams : 0,
       losses: result.kind === 'weights' ? result.losses ?? null : null,
       argv: ['mce', 'baseline', ...process.argv.slice(process.argv.indexOf('baseline') + 1)],
