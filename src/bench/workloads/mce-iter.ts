@@ -91,7 +91,8 @@ export const mceIter: Workload = {
       normalInput('target', [ITEMS.length, tokens, cfg.out_channels], seed, 1),
       maskUniforms(s, s.steps),
     ]);
-    // Per step: the tape-free forward, the recompute forward and its backward (~2x forward), each on 2 x 4 items.
+    // Counted as the other checkpointed workloads: 4 forwards per step (2 x 4 items). The backward here
+    // takes no weight gradients (~1 forward, not 2), so the real matmul work is ~3 forwards.
     return {
       flops: 4 * s.steps * fluxForwardFlops({ ...s, batch: 2 * ITEMS.length }),
       params: {
