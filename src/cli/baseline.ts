@@ -1,18 +1,18 @@
-// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA) and
+// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA, FlowEdit) and
 // write the result as a bundle that `mce generate --model DIR` and `mce eval quality --model DIR`
-// load: an erased copy of the model (UCE, ESD, CA) or an inference wrapper (SLD), plus
+// load: an erased copy of the model (UCE, ESD, CA) or an inference wrapper (SLD, FlowEdit), plus
 // summary.json (settings beside the published ones, time, process peak RSS, what changed).
 //
 //   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
 
-const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca'] as const;
+const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit'] as const;
 const PRESETS = ['WEAK', 'MEDIUM', 'STRONG', 'MAX'] as const;
 
 export const baselineCommand: Command = {
   name: 'baseline',
-  summary: `erase a concept with a baseline (${METHODS.join(', ')}); writes an erased bundle or an SLD wrapper bundle and summary.json`,
+  summary: `erase a concept with a baseline (${METHODS.join(', ')}); writes an erased bundle or a sampling wrapper bundle (sld, flowedit) and summary.json`,
   args: '<method>',
   flags: {
     model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
@@ -68,7 +68,7 @@ export const baselineCommand: Command = {
     const { useBackend } = await import('../engine/backend.js');
     const { ModelLoadError } = await import('../generate/flux-emoji.js');
     const { loadBaselineModel } = await import('../erase/baselines/load.js');
-    const { runBaseline } = await import('../erase/baselines/run.js');
+    const { runBaseline, BaselineError } = await import('../erase/baselines/run.js');
     const { writeErasedBundle, writeWrapperBundle } = await import('../erase/baselines/bundle.js');
     const { writeFileAtomic } = await import('../io/atomic.js');
     await useBackend();
@@ -83,10 +83,17 @@ export const baselineCommand: Command = {
     const sampleSteps = steps ?? loaded.defaults.steps;
     const t0 = performance.now();
     const rssBefore = process.resourceUsage().maxRSS;
-    const result = await runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
-      seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
-      preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
-    });
+    let result;
+    try {
+      result = await runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
+        seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
+        preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
+      });
+    } catch (e) {
+      loaded.dispose();
+      if (e instanceof BaselineError) throw new UserError(`mce baseline ${method}: ${e.message}`);
+      throw e;
+    }
     // Process peak RSS (a high-water mark: the loaded model and the runtime included). tf.profile's
     // tensor peak is not used: it keeps a record of every kernel and overflows on long runs.
     const rssPeak = process.resourceUsage().maxRSS;

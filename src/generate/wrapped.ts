@@ -3,6 +3,9 @@
 //   sld   Safe Latent Diffusion guidance (sampling/sld.ts) inside every step, with a third
 //         prediction for the safety concept: FLUX (Euler on the velocity) and the UNet (DDIM on the
 //         noise). Without CFG (cfg 1) SLD is off, as in diffusers' safe pipeline.
+//   flowedit  FlowEdit (Kulikov et al.) as an eraser, FLUX only: when a prompt names the concept,
+//         the model's own image for it is edited along the flow toward the same prompt with the
+//         concept replaced by the neutral phrase (other prompts sample as the base model).
 // Same seed and flags, same pixels: the noise is drawn as the plain generators draw it.
 import { tf, type Tensor } from '../engine/tf.js';
 import { mixSeed, randnArray } from '../engine/rng.js';
@@ -30,12 +33,37 @@ export interface SldWrapperEntry {
   reference_steps: number;
 }
 
-function sldEntry(dir: string, w: unknown): SldWrapperEntry {
-  const e = w as Partial<SldWrapperEntry> | null;
-  if (!e || e.method !== 'sld' || typeof e.safety_concept !== 'string' || !e.params || typeof e.reference_steps !== 'number') {
-    throw new ModelLoadError(`${dir}/manifest.json: unknown or incomplete wrapper (known: sld with safety_concept, params, reference_steps)`);
+/** The `wrapper` entry of a FlowEdit wrapper manifest. */
+export interface FlowEditWrapperEntry {
+  method: 'flowedit';
+  /** Phrases that mark a prompt as showing the concept ("kitchen knife"). */
+  concepts: string[];
+  /** What they become in the target prompt ("spoon"). */
+  neutral: string;
+  params: { srcGuidance: number; tarGuidance: number; nMax: number; nMin: number; nAvg: number };
+  reference_steps: number;
+}
+
+type WrapperEntry = SldWrapperEntry | FlowEditWrapperEntry;
+
+function wrapperEntry(dir: string, w: unknown): WrapperEntry {
+  const e = w as Record<string, unknown> | null;
+  const ok = e && e.params && typeof e.reference_steps === 'number' &&
+    ((e.method === 'sld' && typeof e.safety_concept === 'string') || (e.method === 'flowedit' && Array.isArray(e.concepts) && typeof e.neutral === 'string'));
+  if (!ok) throw new ModelLoadError(`${dir}/manifest.json: unknown or incomplete wrapper (known: sld, flowedit)`);
+  return e as unknown as WrapperEntry;
+}
+
+/** The prompt with the first concept phrase (and its article) replaced by the neutral phrase; null when it names none. */
+export function replaceConcept(prompt: string, concepts: readonly string[], neutral: string): string | null {
+  for (const c of [...concepts].sort((a, b) => b.length - a.length)) {
+    const re = new RegExp(`\\b(?:(an?|the)\\s+)?${c.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`, 'i');
+    if (re.test(prompt)) {
+      const art = /^[aeiou]/i.test(neutral) ? 'an' : 'a';
+      return prompt.replace(re, (_m, a: string | undefined) => (a ? `${a.toLowerCase() === 'the' ? 'the' : art} ${neutral}` : neutral)).replace(/\s+/g, ' ').trim();
+    }
   }
-  return e as SldWrapperEntry;
+  return null;
 }
 
 function noiseFor(seed: number, n: number, shape: readonly [number, number, number]): Tensor {
@@ -81,6 +109,74 @@ function generateFluxSld(m: FluxEmojiModel, opts: GenerateOptions, w: SldWrapper
   return { images, trajectory, steps, cfg, seed, timesteps };
 }
 
+/** CFG velocity of FLUX for a batch: one forward over [x; x] with [prompts; negatives]. */
+function fluxGuided(m: FluxEmojiModel, prompts: readonly string[], negative: string, cfg: number): { velocity: (x: Tensor, t: number) => Tensor; dispose(): void } {
+  const n = prompts.length;
+  const [, lh, lw] = m.manifest.latent.shape;
+  const enc = m.text.encode([...prompts, ...Array<string>(n).fill(negative)]);
+  const img_ids = makeImgIds(2 * n, lh / 2, lw / 2);
+  const txt_ids = makeTxtIds(2 * n, enc.txt.shape[1]!);
+  const den = fluxDenoiser(m.cfg, m.weights, { img_ids, txt: enc.txt, txt_ids, y: enc.y });
+  return {
+    velocity: (x, t) =>
+      tf.tidy(() => {
+        const v = den.velocity(tf.concat([x, x], 0), t);
+        const [c, u] = tf.split(v, 2, 0) as [Tensor, Tensor];
+        return tf.add(u, tf.mul(tf.sub(c, u), cfg));
+      }),
+    dispose: () => {
+      tf.dispose([img_ids, txt_ids, enc.txt, enc.y]);
+      den.dispose();
+    },
+  };
+}
+
+function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowEditWrapperEntry): GenerateResult {
+  const target = replaceConcept(opts.prompt, w.concepts, w.neutral);
+  if (target === null) return fluxGenerate(m, opts);
+  // (no trajectory: the edit is not one sampler run)
+  const man = m.manifest;
+  const cfg = opts.cfg ?? man.sampling.cfg;
+  const seed = opts.seed ?? 0;
+  const steps = opts.steps ?? man.sampling.steps;
+  const n = opts.n ?? 1;
+  const ts = fluxSchedule(steps, { imageSeqLen: man.latent.packed_tokens, shift: man.sampling.shift });
+  // The source image: the model's own sample for the prompt (the same noise and CFG as fluxGenerate).
+  const x0 = tf.tidy(() => packLatents(noiseFor(seed, n, man.latent.shape)));
+  const gen = fluxGuided(m, Array<string>(n).fill(opts.prompt), opts.negative ?? '', cfg);
+  const xSrc = eulerSample(gen.velocity, x0, ts).final;
+  gen.dispose();
+  // FlowEdit over steps [N - nMax, N - nMin): z_src = (1 - t) x_src + t eps, z_tar = z + z_src - x_src,
+  // z += dt (v_tar(z_tar) - v_src(z_src)), v averaged over nAvg noises; the published nMax/nMin count
+  // steps of a run of reference_steps, kept as fractions of this run's steps.
+  const nMax = Math.round((w.params.nMax * steps) / w.reference_steps);
+  const nMin = Math.round((w.params.nMin * steps) / w.reference_steps);
+  const src = fluxGuided(m, Array<string>(n).fill(opts.prompt), opts.negative ?? '', w.params.srcGuidance);
+  const tar = fluxGuided(m, Array<string>(n).fill(target), opts.negative ?? '', w.params.tarGuidance);
+  let z = xSrc.clone();
+  for (let i = Math.max(0, steps - nMax); i < steps - nMin; i++) {
+    const t = ts[i]!;
+    const dt = ts[i + 1]! - t;
+    const next = tf.tidy(() => {
+      let dv: Tensor = tf.zerosLike(z);
+      for (let a = 0; a < w.params.nAvg; a++) {
+        const eps = tf.tensor(randnArray(xSrc.size, mixSeed(seed, 0x666c6f77, i, a)), xSrc.shape);
+        const zSrc = tf.add(tf.mul(xSrc, 1 - t), tf.mul(eps, t));
+        const zTar = tf.add(z, tf.sub(zSrc, xSrc));
+        dv = tf.add(dv, tf.sub(tar.velocity(zTar, t), src.velocity(zSrc, t)));
+      }
+      return tf.add(z, tf.mul(dv, dt / w.params.nAvg));
+    });
+    z.dispose();
+    z = next;
+  }
+  src.dispose();
+  tar.dispose();
+  const images = decodePacked(m, z);
+  tf.dispose([x0, xSrc, z]);
+  return { images, steps, cfg, seed, timesteps: ts };
+}
+
 function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntry): GenerateResult {
   const man = m.manifest;
   const cfg = opts.cfg ?? man.sampling.cfg;
@@ -109,18 +205,19 @@ function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntr
 /** Load a wrapper bundle (its manifest has `wrapper`) as a TextToImageModel that samples through the wrapper. */
 export async function loadWrapped(nameOrPath: string): Promise<TextToImageModel> {
   const { dir, manifest } = readManifest(nameOrPath);
-  const w = sldEntry(dir, manifest['wrapper']);
+  const w = wrapperEntry(dir, manifest['wrapper']);
   const format = String(manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
     const m = await loadFluxEmoji(dir);
     return {
       name: m.manifest.name, family: 'flow', dir: m.dir, manifest: m.manifest, imageSize: m.manifest.image_size,
       defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
-      generate: (opts) => generateFluxSld(m, opts, w),
+      generate: (opts) => (w.method === 'sld' ? generateFluxSld(m, opts, w) : generateFluxFlowEdit(m, opts, w)),
       dispose: () => m.dispose(),
     };
   }
   if (format === SD_EMOJI_FORMAT) {
+    if (w.method !== 'sld') throw new ModelLoadError(`${dir}: the ${w.method} wrapper works on FLUX models only`);
     const m = await loadSdEmoji(dir);
     return {
       name: m.manifest.name, family: 'diffusion', dir: m.dir, manifest: m.manifest, imageSize: m.manifest.image_size,

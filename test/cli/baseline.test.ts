@@ -13,7 +13,7 @@ import { useBackend } from '../../src/engine/backend.js';
 
 test('baseline: bad methods, flags and concepts fail with one line and the right exit code', async () => {
   const cases: [string[], number, RegExp][] = [
-    [['baseline', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /^mce baseline: give one method: uce, sld, esd-x, esd-u, ca/],
+    [['baseline', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /^mce baseline: give one method: uce, sld, esd-x, esd-u, ca, flowedit/],
     [['baseline', 'fmn', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /unknown method 'fmn'/],
     [['baseline', 'uce', '--out', '/tmp/mce-never'], 2, /--concept NAME is required/],
     [['baseline', 'uce', '--concept', 'kitchen knife'], 2, /--out DIR is required/],
@@ -39,22 +39,23 @@ test('baseline: every method on a tiny bundle writes a loadable bundle and summa
     const base = join(dir, 'base');
     await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'kitchen knife', 'spoon', 'dagger', 'in noto style']);
     const quick = ['--iters', '3', '--steps', '2', '--prompts', '2'];
-    const methods = ['uce', 'sld', 'esd-x', 'ca'];
+    const methods = ['uce', 'sld', 'esd-x', 'ca', 'flowedit'];
     const runs = await Promise.all(methods.map((m) => runCli(['baseline', m, '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, m)])));
     runs.forEach((r, i) => assert.equal(r.code, 0, `${methods[i]}: ${r.err}`));
     for (const m of methods) {
       const s = JSON.parse(readFileSync(join(dir, m, 'summary.json'), 'utf8')) as { method: string; kind: string; changed: { params: number }; seconds: number; peak_rss_bytes: number; peak_rss_before_run_bytes: number };
       assert.equal(s.method, m);
-      assert.equal(s.kind, m === 'sld' ? 'inference wrapper' : 'erased bundle');
-      if (m === 'sld') assert.equal(s.changed.params, 0);
+      const wrapper = m === 'sld' || m === 'flowedit';
+      assert.equal(s.kind, wrapper ? 'inference wrapper' : 'erased bundle');
+      if (wrapper) assert.equal(s.changed.params, 0);
       else assert.ok(s.changed.params > 0, `${m} changed nothing`);
       assert.ok(s.seconds > 0 && s.peak_rss_bytes >= s.peak_rss_before_run_bytes && s.peak_rss_before_run_bytes > 0);
       const man = JSON.parse(readFileSync(join(dir, m, 'manifest.json'), 'utf8')) as { erasure: { method: string; base: { name: string } }; wrapper?: unknown };
       assert.equal(man.erasure.method, m);
       assert.equal(man.erasure.base.name, 'tiny-flux');
-      assert.equal(man.wrapper !== undefined, m === 'sld');
+      assert.equal(man.wrapper !== undefined, wrapper);
     }
-    const gens = await Promise.all(['uce', 'sld', 'esd-x', 'ca'].map((m) => runCli(['generate', '--model', join(dir, m), '--prompt', 'an emoji of a kitchen knife', '--steps', '2', '--out', join(dir, `${m}.png`)])));
+    const gens = await Promise.all(['uce', 'sld', 'esd-x', 'ca', 'flowedit'].map((m) => runCli(['generate', '--model', join(dir, m), '--prompt', 'an emoji of a kitchen knife', '--steps', '2', '--out', join(dir, `${m}.png`)])));
     gens.forEach((g) => assert.equal(g.code, 0, g.err));
     const again = await runCli(['baseline', 'esd-x', '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, 'esd-x-2')]);
     assert.equal(again.code, 0, again.err);

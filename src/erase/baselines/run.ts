@@ -4,6 +4,7 @@
 //          preserved = its near neighbours (train_erase.py preserves only "" for objects; our world
 //          names the neighbours, so they are kept, as UCE keeps other artists for styles)
 //   sld    wrapper; safety concept = the target's name and members
+//   flowedit  wrapper (FLUX only): prompts naming the target's name or members are edited toward its neutral
 //   esd-x, esd-u   prompt = the target's name
 //   ca     erase/anchor pairs: the world's train captions with the concept and with its neutral
 import { buildPromptSets, barePhrase } from '../mce/prompts.js';
@@ -14,9 +15,13 @@ import { ESD_PUBLISHED, runEsd, type EsdMethod } from './esd.js';
 import type { BaselineModel } from './family.js';
 import { SLD_PRESETS, sldWrapper, type SldPreset } from './sld.js';
 import { uceEdit } from './uce.js';
+import { FLOWEDIT_PUBLISHED, flowEditWrapper } from './flowedit.js';
 
-export const BASELINE_METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca'] as const;
+export const BASELINE_METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit'] as const;
 export type BaselineMethod = (typeof BASELINE_METHODS)[number];
+
+/** A method that cannot run on this model (one line for the user). */
+export class BaselineError extends Error {}
 
 export interface BaselineOptions {
   seed: number;
@@ -61,6 +66,11 @@ export async function runBaseline(model: BaselineModel, method: BaselineMethod, 
       const preset = o.preset ?? 'MEDIUM';
       const w = sldWrapper(preset, concepts.join(', '));
       return { kind: 'wrapper', wrapper: { ...w }, settings: { preset, safety_concept: w.safety_concept, params: w.params }, published: { ...SLD_PRESETS[preset], source: 'diffusers SafetyConfig' } };
+    }
+    case 'flowedit': {
+      if (model.family !== 'flow') throw new BaselineError('FlowEdit edits along a flow: FLUX models only');
+      const w = flowEditWrapper(concepts, neutral);
+      return { kind: 'wrapper', wrapper: { ...w }, settings: { concepts, neutral, params: w.params, reference_steps: w.reference_steps }, published: { ...FLOWEDIT_PUBLISHED, steps: w.reference_steps, source: 'MCE repo FlowEdit baseline / FlowEdit FLUX defaults' } };
     }
     case 'esd-x':
     case 'esd-u': {

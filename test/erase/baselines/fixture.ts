@@ -8,22 +8,10 @@ import { tf, type Tensor } from '../../../src/engine/tf.js';
 import { initFluxWeights, type FluxParams } from '../../../src/models/flux/index.js';
 import { buildTextVocab, initTextEncoderWeights, type TextEncoderParams } from '../../../src/models/text/encoder.js';
 import { FLUX_EMOJI_FORMAT } from '../../../src/generate/flux-emoji.js';
+import { TINY } from '../tiny.js';
 
-export const TINY_BUNDLE_FLUX: FluxParams = {
-  in_channels: 12,
-  out_channels: 12,
-  vec_in_dim: 16,
-  context_in_dim: 16,
-  hidden_size: 32,
-  mlp_ratio: 2,
-  num_heads: 2,
-  depth: 1,
-  depth_single_blocks: 1,
-  axes_dim: [4, 6, 6],
-  theta: 10_000,
-  qkv_bias: true,
-  guidance_embed: false,
-};
+// The MCE tests' tiny FLUX with 3-channel pixels packed (12 channels) and a 16-wide text encoder.
+export const TINY_BUNDLE_FLUX: FluxParams = { ...TINY, in_channels: 12, out_channels: 12, vec_in_dim: 16, context_in_dim: 16 };
 
 const TEXT: TextEncoderParams = { context_length: 8, width: 16, heads: 2, layers: 1 };
 
