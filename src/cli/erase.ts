@@ -42,6 +42,7 @@ export const eraseCommand: Command = {
     eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 12 },
     filter: { type: 'number', help: 'pair filter: keep the erase pairs whose background-consistency score (emoji CLIP) is within this quantile (reference 0.9); 1 = off', default: 1 },
     classifier: { type: 'string', help: 'emoji classifier weights for detection/accuracy (default: the shipped one, when present)' },
+    clip: { type: 'string', help: 'emoji dual encoder weights for the CLIP score and the pair filter (default: the shipped one, when present)' },
     'val-every': { type: 'number', help: 'every K iterations write val-STEP.png: original | continuous masks | binary masks on erase and preserve prompts (0 = off)', default: 20 },
   },
   async run(args, flags) {
@@ -139,7 +140,7 @@ export const eraseCommand: Command = {
     if (filterQ < 1) {
       let scores: number[];
       try {
-        scores = await pairScores(subject, sets.erase, { seed });
+        scores = await pairScores(subject, sets.erase, { seed, clip: flags['clip'] as string | undefined });
       } catch (e) {
         throw new UserError((e as Error).message);
       }
@@ -187,7 +188,9 @@ export const eraseCommand: Command = {
     // Held-out evaluation: detection, neighbour and other accuracy, SSIM, CLIP score.
     let evaluation: import('../erase/mce/evaluate.js').ErasureEval | null = null;
     if (nEval > 0) {
-      evaluation = await evaluateErasure(subject, sets, res.logits, { n: nEval, seed, classifier: flags['classifier'] as string | undefined });
+      evaluation = await evaluateErasure(subject, sets, res.logits, {
+        n: nEval, seed, classifier: flags['classifier'] as string | undefined, clip: flags['clip'] as string | undefined,
+      });
       log(`mce erase: held-out eval: ${formatEval(evaluation)}`);
     }
 

@@ -1,5 +1,6 @@
 // mce erase on an SD-style UNet bundle (a tiny random sd-emoji-format folder): DDIM with CFG inside
-// each step, masks saved under UNet hook-point names, every output the FLUX path writes; the masks
+// each step, masks saved under UNet hook-point names, every output the FLUX path writes (with the
+// pair filter and the CLIP score from a tiny random emoji dual encoder); the masks
 // fold into the bundle's BF16 UNet with apply-masks, and the folded UNet samples what the masked
 // one does.
 import { test } from 'node:test';
@@ -16,24 +17,34 @@ import { fluxMasksFrom } from '../../src/erase/mce/masks.js';
 import { noiseSeed } from '../../src/erase/mce/objective.js';
 import { loadEraseSubject } from '../../src/erase/mce/subject.js';
 import type { UnetEraseModel } from '../../src/erase/mce/unet.js';
+import { ClipVocab, initClip, saveClip, type ClipConfig } from '../../src/models/clip/clip.js';
 import { TINY_SD_UNET, writeTinySdBundle } from './tiny-sd.js';
 
 test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; apply-masks folds them exactly', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mce-erase-sd-'));
   try {
     const bundle = await writeTinySdBundle(join(dir, 'tiny-sd'));
+    // A tiny random emoji dual encoder, so that the CLIP-score path runs.
+    const clipPath = join(dir, 'clip.safetensors');
+    const clipCfg: ClipConfig = { image: { size: 16, widths: [8, 8], depths: [1, 1], groups: 4 }, text: { context: 24, width: 16, layers: 1, heads: 2, mlpRatio: 2 }, embedDim: 8, vocab: ClipVocab.covering(['a kitchen knife emoji']) };
+    await saveClip(clipPath, clipCfg, initClip(clipCfg, 5), 'F32'); // seed 5: positive cosines on noise-like images
     const out = join(dir, 'run');
     // High learning rates so that two steps prune units and the erased model departs from the original.
-    const args = ['erase', '--model', bundle, '--concept', 'kitchen knife', '--iters', '2', '--prompts', '2', '--noises', '1', '--eval', '2', '--lr-ffn', '40', '--lr-attn', '40', '--val-every', '2', '--out', out];
+    const args = ['erase', '--model', bundle, '--concept', 'kitchen knife', '--iters', '2', '--prompts', '2', '--noises', '1', '--eval', '2', '--lr-ffn', '40', '--lr-attn', '40', '--val-every', '2', '--clip', clipPath, '--filter', '0.9', '--out', out];
     const r = await runCli(args);
     assert.equal(r.code, 0, r.err);
+    assert.match(r.err, /pair filter kept [12]\/2 erase pairs \(quantile 0\.9\)/);
     for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png', 'val-00002.png', 'report.html']) assert.ok(existsSync(join(out, f)), f);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
       family: string;
       settings: { sampler: { steps: number; cfg: number; timesteps: number[] } };
       trajectoryDivergence: { erase: number[]; preserve: number[] };
       sparsity: { groups: { group: string; pruned: number }[] };
-      evaluation: { erase: { prompts: string[]; ssim: number }; others: { ssim: number }; notes: string[] };
+      evaluation: {
+        erase: { prompts: string[]; ssim: number; clip: { before: number; after: number } };
+        others: { ssim: number; clip: { before: number; after: number } };
+        clipModel: string; notes: string[];
+      };
     };
     assert.equal(summary.family, 'diffusion');
     // The bundle's defaults: 3 DDIM steps ("leading" spacing, offset 1), CFG 3.
@@ -48,6 +59,12 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
     assert.ok(summary.sparsity.groups.some((g) => g.group === 'attn_linear' && g.pruned > 0), JSON.stringify(summary.sparsity.groups));
     assert.equal(summary.evaluation.erase.prompts.length, 2);
     assert.ok(summary.evaluation.others.ssim > 0 && summary.evaluation.others.ssim < 1, String(summary.evaluation.others.ssim));
+    assert.equal(summary.evaluation.clipModel, clipPath);
+    for (const g of [summary.evaluation.erase, summary.evaluation.others]) {
+      assert.ok(g.clip.before > 0 && g.clip.before <= 100 && g.clip.after > 0 && g.clip.after <= 100, JSON.stringify(g.clip));
+      assert.notEqual(g.clip.before, g.clip.after, 'different images score differently');
+    }
+    assert.ok(!summary.evaluation.notes.some((n) => n.includes('CLIP')), summary.evaluation.notes.join('; '));
     const report = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(report, /Trajectory divergence/);
     assert.match(report, /CLIP original/);

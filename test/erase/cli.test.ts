@@ -12,6 +12,7 @@ import { loadMasks } from '../../src/erase/mce/maskfile.js';
 import { decodePng } from '../../src/io/png.js';
 
 const SHIPPED = fileURLToPath(new URL('../../models/flux-emoji/manifest.json', import.meta.url));
+const CLIP = fileURLToPath(new URL('../../models/emoji-clip/model.safetensors', import.meta.url));
 const TRANSFORMER = fileURLToPath(new URL('../../models/flux-emoji/transformer.safetensors', import.meta.url));
 
 test('erase: bad flags and unknown concepts fail with one line and the right exit code', async () => {
@@ -25,7 +26,7 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
     [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
     [['erase', '--concept', 'dagger', '--beta=-1', '--out', '/tmp/mce-never'], 2, /--beta must be in/],
-    ...(existsSync(fileURLToPath(new URL('../../models/emoji-clip/model.safetensors', import.meta.url))) || !existsSync(SHIPPED)
+    ...(existsSync(CLIP) || !existsSync(SHIPPED)
       ? []
       : [[['erase', '--concept', 'dagger', '--filter', '0.9', '--out', join(tmpdir(), 'mce-filter-out')], 1, /^mce: the pair filter needs the emoji CLIP weights/] as [string[], number, RegExp]]),
   ];
@@ -48,10 +49,17 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     assert.equal(r.code, 0, r.err);
     for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png', 'report.html']) assert.ok(existsSync(join(out, f)), f);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
-      loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] }; evaluation: { erase: { prompts: string[]; ssim: number } };
+      loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] };
+      evaluation: { erase: { prompts: string[]; ssim: number; clip: unknown }; clipModel: string | null; notes: string[] };
     };
     assert.equal(summary.evaluation.erase.prompts.length, 2);
     assert.ok(summary.evaluation.erase.ssim > 0 && summary.evaluation.erase.ssim <= 1);
+    if (!existsSync(CLIP)) {
+      // Without the emoji CLIP weights the CLIP score is skipped with a note, not an error.
+      assert.equal(summary.evaluation.clipModel, null);
+      assert.equal(summary.evaluation.erase.clip, null);
+      assert.ok(summary.evaluation.notes.some((n) => /no emoji CLIP weights .*CLIP scores not measured/.test(n)), summary.evaluation.notes.join('; '));
+    }
     assert.ok(existsSync(join(out, 'val-00002.png')));
     assert.equal(summary.loss.curve.length, 2);
     assert.equal(summary.trajectoryDivergence.erase.length, 3);
