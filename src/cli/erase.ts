@@ -104,6 +104,7 @@ export const eraseCommand: Command = {
     const grids = await import('../erase/mce/grids.js');
     const { saveMasks } = await import('../erase/mce/maskfile.js');
     const { evaluateErasure, pairScores } = await import('../erase/mce/evaluate.js');
+    const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
     const { filterPairs } = await import('../erase/mce/prompts.js');
     const { mceReportHtml } = await import('../erase/mce/report.js');
     const { writePng } = await import('../io/png.js');
@@ -193,6 +194,8 @@ export const eraseCommand: Command = {
       });
       log(`mce erase: held-out eval: ${formatEval(evaluation)}`);
     }
+    const acceptance = evaluation ? acceptanceBars(evaluation) : null;
+    if (acceptance) log(`mce erase: ${formatBars(acceptance)}`);
 
     const summary = {
       command: 'mce erase',
@@ -211,6 +214,7 @@ export const eraseCommand: Command = {
       grid: ba.grid ? { file: 'grid.png', columns: ['original', 'erased (binary masks)'], rows: ba.rows } : null,
       validation: valEvery ? { files: 'val-STEP.png', every: valEvery, columns: ['original', 'continuous masks', 'binary masks'], rows: valPrompts } : null,
       evaluation,
+      acceptance,
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
     await writeFileAtomic(join(out, 'report.html'), mceReportHtml({
@@ -222,6 +226,7 @@ export const eraseCommand: Command = {
       grid: ba.grid ? { image: ba.grid, rows: ba.rows } : null,
       validation: valImages,
       evaluation,
+      acceptance,
       seconds: (performance.now() - t0) / 1000,
     }));
     subject.dispose();

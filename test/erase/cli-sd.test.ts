@@ -40,6 +40,7 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
       settings: { sampler: { steps: number; cfg: number; timesteps: number[] } };
       trajectoryDivergence: { erase: number[]; preserve: number[] };
       sparsity: { groups: { group: string; pruned: number }[] };
+      acceptance: { bar: string; value: number | null; met: boolean | null }[];
       evaluation: {
         erase: { prompts: string[]; ssim: number; clip: { before: number; after: number } };
         others: { ssim: number; clip: { before: number; after: number } };
@@ -65,7 +66,11 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
       assert.notEqual(g.clip.before, g.clip.after, 'different images score differently');
     }
     assert.ok(!summary.evaluation.notes.some((n) => n.includes('CLIP')), summary.evaluation.notes.join('; '));
+    const ssimBar = summary.acceptance.find((b) => b.bar === 'other concepts: mean SSIM to the original >= 0.85')!;
+    assert.equal(ssimBar.value, summary.evaluation.others.ssim);
+    assert.equal(ssimBar.met, summary.evaluation.others.ssim >= 0.85);
     const report = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(report, /Acceptance bars/);
     assert.match(report, /Trajectory divergence/);
     assert.match(report, /CLIP original/);
 

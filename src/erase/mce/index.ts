@@ -15,6 +15,7 @@ export * from './apply.js';
 export * from './apply-unet.js';
 export * from './masked-model.js';
 export * from './evaluate.js';
+export * from './acceptance.js';
 export * from './report.js';
 export * from './subject.js';
 export * from './grids.js';

@@ -7,6 +7,7 @@ import { encodePng } from '../../io/png.js';
 import type { RgbImage } from '../../generate/flux-emoji.js';
 import type { SparsityReport } from './masks.js';
 import type { ErasureEval } from './evaluate.js';
+import type { Bar } from './acceptance.js';
 
 const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
@@ -52,6 +53,8 @@ export interface ReportInput {
   grid: { image: RgbImage; rows: { kind: string; prompt: string }[] } | null;
   validation: { step: number; image: RgbImage }[];
   evaluation: ErasureEval | null;
+  /** Issue 5's acceptance bars on the evaluation (acceptance.ts). */
+  acceptance?: Bar[] | null;
   seconds: number;
 }
 
@@ -78,6 +81,7 @@ ${ev ? `<table><tr><th>prompts</th><th>metric</th><th>original</th><th>erased</t
 ${evRow('target (held-out templates/synonyms)', ev.erase, ev.metrics.detection)}${evRow('near neighbours', ev.neighbours, ev.metrics.accuracy)}${evRow('other concepts', ev.others, ev.metrics.accuracy)}</table>
 <p>${ev.classifier ? `classifier: ${esc(ev.classifier)}.` : ''} ${ev.clipModel ? `CLIP: ${esc(ev.clipModel)}.` : ''} ${esc(ev.metrics.ssim)}. ${esc(ev.metrics.clip)}.</p>
 ${ev.notes.length ? `<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : ''}` : '<p>not run (--eval 0)</p>'}
+${r.acceptance ? `<h3>Acceptance bars</h3><table><tr><th>bar</th><th>value</th><th>met</th></tr>${r.acceptance.map((b) => `<tr><td>${esc(b.bar)}</td><td>${b.value === null ? 'n/a' : b.value.toFixed(3)}</td><td>${b.met === null ? 'not measured' : b.met ? 'yes' : 'NO'}</td></tr>`).join('')}</table>` : ''}
 <h2>Before / after</h2>
 ${r.grid ? `<p>columns: original | erased (binary masks), same noise. Rows: ${r.grid.rows.map((x) => `${esc(x.kind)}: “${esc(x.prompt)}”`).join('; ')}</p><img src="${png(r.grid.image)}">` : '<p>no grid</p>'}
 ${r.validation.length ? `<h2>Validation during training</h2><p>columns: original | continuous masks | binary masks</p>${r.validation.map((v) => `<figure style="display:inline-block"><img src="${png(v.image)}"><figcaption>step ${v.step}</figcaption></figure>`).join('')}` : ''}
