@@ -144,7 +144,8 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
     const unet = Object.keys(masks).some(isUnetMaskName);
     const { naming, prefix, plan, linksOf } = unet ? unetLinks(f, masks) : fluxLinks(f, input, masks);
     const ops = new Map<string, FoldOp[]>();
-    for (const o of plan) ops.set(o.tensor, [...(ops.get(o.tensor) ?? []), o]);
+    // An all-ones scale changes nothing: such tensors are copied as they are (and not counted as changed).
+    for (const o of plan) if (o.scale.some((v) => v !== 1)) ops.set(o.tensor, [...(ops.get(o.tensor) ?? []), o]);
     w = await SafetensorsWriter.create(output, f.names.map((n) => ({ name: n, dtype: f.entry(n).dtype, shape: f.entry(n).shape })), {
       ...f.metadata,
       mce_masks_applied: 'true',

@@ -23,6 +23,7 @@ export function foldIntoTensors(weights: Readonly<Record<string, Tensor>>, ops: 
   const out: Record<string, Tensor> = { ...weights };
   const made = new Set<Tensor>();
   for (const o of ops) {
+    if (o.scale.every((v) => v === 1)) continue; // keeps every unit: nothing to scale
     const w = out[o.tensor];
     if (!w) throw new MaskFileError(`the masks need weight '${o.tensor}', which the model does not have`);
     // The scale runs along axis o.axis and broadcasts over the others.
