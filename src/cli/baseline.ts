@@ -1,13 +1,13 @@
-// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA, FlowEdit) and
+// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA, FlowEdit, EAP) and
 // write the result as a bundle that `mce generate --model DIR` and `mce eval quality --model DIR`
-// load: an erased copy of the model (UCE, ESD, CA) or an inference wrapper (SLD, FlowEdit), plus
+// load: an erased copy of the model (UCE, ESD, CA, EAP) or an inference wrapper (SLD, FlowEdit), plus
 // summary.json (settings beside the published ones, time, process peak RSS, what changed).
 //
 //   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
 
-const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit'] as const;
+const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit', 'eap'] as const;
 const PRESETS = ['WEAK', 'MEDIUM', 'STRONG', 'MAX'] as const;
 
 export const baselineCommand: Command = {
@@ -20,9 +20,9 @@ export const baselineCommand: Command = {
     neutral: { type: 'string', help: "what the concept maps to (UCE guide, CA anchor); default: the target's neutral" },
     seed: { type: 'number', help: 'seed of every random choice', default: 0 },
     preset: { type: 'string', help: `SLD preset: ${PRESETS.join(', ')}`, default: 'MEDIUM' },
-    iters: { type: 'number', help: 'ESD / CA: fine-tuning iterations (default 60)' },
-    lr: { type: 'number', help: 'ESD / CA: AdamW learning rate (default 1e-4)' },
-    eta: { type: 'number', help: 'ESD: negative guidance (default 1)' },
+    iters: { type: 'number', help: 'ESD / CA / EAP: fine-tuning iterations (default 60)' },
+    lr: { type: 'number', help: 'ESD / CA / EAP: AdamW learning rate (default 1e-4)' },
+    eta: { type: 'number', help: 'ESD / EAP: negative guidance (default 1)' },
     steps: { type: 'number', help: "sampler steps for training / capture (default: the model's)" },
     prompts: { type: 'number', help: 'CA: erase/anchor prompt pairs', default: 8 },
     out: { type: 'string', help: 'output bundle folder' },

@@ -13,7 +13,7 @@ import { useBackend } from '../../src/engine/backend.js';
 
 test('baseline: bad methods, flags and concepts fail with one line and the right exit code', async () => {
   const cases: [string[], number, RegExp][] = [
-    [['baseline', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /^mce baseline: give one method: uce, sld, esd-x, esd-u, ca, flowedit/],
+    [['baseline', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /^mce baseline: give one method: uce, sld, esd-x, esd-u, ca, flowedit, eap/],
     [['baseline', 'fmn', '--concept', 'kitchen knife', '--out', '/tmp/mce-never'], 2, /unknown method 'fmn'/],
     [['baseline', 'uce', '--out', '/tmp/mce-never'], 2, /--concept NAME is required/],
     [['baseline', 'uce', '--concept', 'kitchen knife'], 2, /--out DIR is required/],

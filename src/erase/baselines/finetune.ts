@@ -34,8 +34,12 @@ export interface FinetuneOptions {
   lr: number;
   weightDecay: number;
   seed: number;
-  /** Make step `step`'s batch from the seeded stream (pure in rng and step). */
-  makeBatch: (rng: Rng, step: number) => FinetuneBatch;
+  /**
+   * Make step `step`'s batch from the seeded stream (pure in rng, step and the weights). `current`
+   * holds the trainable weights as they are now (full tensors by name, no tape; the caller must not
+   * dispose them), for methods whose data depends on the model being trained (EAP).
+   */
+  makeBatch: (rng: Rng, step: number, current: Record<string, Tensor>) => FinetuneBatch;
   progress?: Omit<ProgressOptions, 'total' | 'start' | 'elapsedOffset'> | false;
   /** Checkpoint folder (resume after a kill); none by default. */
   dir?: string;
@@ -92,7 +96,15 @@ export async function finetune(model: BaselineModel, o: FinetuneOptions): Promis
       seed: o.seed,
       config: o.config,
       dir: o.dir,
-      batchFn: (ctx, rng) => o.makeBatch(rng, ctx.step),
+      batchFn: (ctx, rng) => {
+        const current: Record<string, Tensor> = {};
+        for (const p of o.parts) current[p.weight] = assemble(model, p, params[key(p)]!);
+        try {
+          return o.makeBatch(rng, ctx.step, current);
+        } finally {
+          for (const p of o.parts) if (current[p.weight] !== params[key(p)]) current[p.weight]!.dispose();
+        }
+      },
       lossFn: (ps, b) => {
         const over: Record<string, Tensor> = {};
         for (const p of o.parts) over[p.weight] = assemble(model, p, ps[key(p)]!);

@@ -6,6 +6,7 @@
 //   sld    wrapper; safety concept = the target's name and members
 //   flowedit  wrapper (FLUX only): prompts naming the target's name or members are edited toward its neutral
 //   esd-x, esd-u   prompt = the target's name
+//   eap    ESD-x's prompt; candidates: the model's concepts but the target's members
 //   ca     erase/anchor pairs: the world's train captions with the concept and with its neutral
 import { buildPromptSets, barePhrase } from '../mce/prompts.js';
 import type { ErasureTarget } from '../../world/targets.js';
@@ -16,8 +17,10 @@ import type { BaselineModel } from './family.js';
 import { SLD_PRESETS, sldWrapper, type SldPreset } from './sld.js';
 import { uceEdit } from './uce.js';
 import { FLOWEDIT_PUBLISHED, flowEditWrapper } from './flowedit.js';
+import { EAP_PUBLISHED, runEap } from './eap.js';
+import { selectConcepts } from '../../world/dataset.js';
 
-export const BASELINE_METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit'] as const;
+export const BASELINE_METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit', 'eap'] as const;
 export type BaselineMethod = (typeof BASELINE_METHODS)[number];
 
 /** A method that cannot run on this model (one line for the user). */
@@ -76,6 +79,11 @@ export async function runBaseline(model: BaselineModel, method: BaselineMethod, 
     case 'esd-u': {
       const r = await runEsd(model, method as EsdMethod, target.name, { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
       return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompt: target.name, trained: r.parts.map((p) => p.weight) }, published: ESD_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
+    }
+    case 'eap': {
+      const pool = selectConcepts(320, 0).filter((c) => !target.members.includes(c));
+      const r = await runEap(model, target.name, pool, { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
+      return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompt: target.name, pool: pool.length, adversaries: r.adversaries, trained: r.parts.map((p) => p.weight) }, published: EAP_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
     }
     case 'ca': {
       const sets = buildPromptSets([target.name], { erasePerTarget: o.prompts ?? 8, preserve: 0, neutral: o.neutral, seed: o.seed });

@@ -6,6 +6,7 @@ import { tf } from '../../../src/engine/tf.js';
 import { useBackend } from '../../../src/engine/backend.js';
 import { esdParts, runEsd } from '../../../src/erase/baselines/esd.js';
 import { runCa } from '../../../src/erase/baselines/ca.js';
+import { runEap } from '../../../src/erase/baselines/eap.js';
 import type { BaselineModel } from '../../../src/erase/baselines/family.js';
 import { tinyFlux, tinyUnet } from './tiny.js';
 
@@ -74,4 +75,33 @@ test('CA on a tiny FLUX and a tiny UNet: the concept prompt learns the anchor, o
     assert.equal(tf.memory().numTensors, before);
     m.dispose();
   }
+});
+
+test('EAP on a tiny FLUX: ESD-x weights move, the adversary each step is a candidate, seed-deterministic', async () => {
+  await useBackend();
+  const m = tinyFlux();
+  const before = tf.memory().numTensors;
+  const pool = ['cat', 'dog', 'spoon', 'fork'];
+  const s = { iters: 12, lr: 3e-3, steps: 2, seed: 4, candidates: 3 };
+  const r = await runEap(m, 'knife', pool, s, { progress: false });
+  assert.equal(r.adversaries.length, 12);
+  assert.ok(r.adversaries.every((a) => pool.includes(a)));
+  assert.deepEqual(changed(m, r.weights), esdParts(m, 'esd-x').map((p) => p.weight).sort());
+  const again = await runEap(m, 'knife', pool, s, { progress: false });
+  assert.deepEqual(again.losses, r.losses);
+  assert.deepEqual(again.adversaries, r.adversaries);
+  // With the preservation term the candidates' predictions move less than under plain ESD-x (same settings).
+  const esd = await runEsd(m, 'esd-x', 'knife', s, { progress: false });
+  const drift = (w: Record<string, Float32Array>): number => tf.tidy(() => {
+    const over = Object.fromEntries(Object.entries(w).map(([n, v]) => [n, tf.tensor(v, m.weights[n]!.shape)]));
+    const x = m.noise(9, pool.length);
+    const c = m.encode(pool);
+    const t = m.sampler(2).times[1]!;
+    return tf.mean(tf.square(tf.sub(m.predict(x, t, c, over), m.predict(x, t, c)))).dataSync()[0]!;
+  });
+  const dEap = drift(r.weights);
+  const dEsd = drift(esd.weights);
+  assert.ok(dEap < dEsd, `candidate drift EAP ${dEap} vs ESD-x ${dEsd}`);
+  assert.equal(tf.memory().numTensors, before);
+  m.dispose();
 });
