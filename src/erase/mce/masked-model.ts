@@ -5,7 +5,9 @@
 // checkpoint. No file is written.
 import { tf, type Tensor } from '../../engine/tf.js';
 import { readManifest } from '../../generate/bundle.js';
-import { FLUX_EMOJI_FORMAT, ModelLoadError, generate as fluxGenerate, loadFluxEmoji } from '../../generate/flux-emoji.js';
+import {
+  FLUX_EMOJI_FORMAT, ModelLoadError, generate as fluxGenerate, loadFluxEmoji, type GenerateOptions, type GenerateResult,
+} from '../../generate/flux-emoji.js';
 import type { TextToImageModel } from '../../generate/index.js';
 import { SD_EMOJI_FORMAT, generateSd, loadSdEmoji } from '../../generate/sd-emoji.js';
 import { foldPlan, type FoldOp } from './apply.js';
@@ -51,43 +53,46 @@ async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], thr
 export async function loadMaskedModel(nameOrPath: string, masksPath: string, opts: MaskedModelOptions = {}): Promise<TextToImageModel> {
   const format = String(readManifest(nameOrPath).manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
-    const m = await loadFluxEmoji(nameOrPath);
-    try {
-      const f = foldIntoTensors(m.weights, foldPlan(m.cfg, await keepMasks(masksPath, m.cfg, opts.threshold)));
-      const masked = { ...m, weights: f.weights };
-      return {
-        name: m.manifest.name, family: 'flow', dir: m.dir, manifest: m.manifest, imageSize: m.manifest.image_size,
-        defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
-        generate: (o) => fluxGenerate(masked, o),
-        dispose: () => {
-          tf.dispose(f.made);
-          m.dispose();
-        },
-      };
-    } catch (e) {
-      m.dispose();
-      throw e;
-    }
+    return withFolded(await loadFluxEmoji(nameOrPath), 'flow', fluxGenerate, async (m) => foldPlan(m.cfg, await keepMasks(masksPath, m.cfg, opts.threshold)));
   }
   if (format === SD_EMOJI_FORMAT) {
-    const m = await loadSdEmoji(nameOrPath);
-    try {
+    return withFolded(await loadSdEmoji(nameOrPath), 'diffusion', generateSd, async (m) => {
       const shapes = new Map(Object.entries(m.weights).map(([n, t]) => [n, t.shape]));
-      const f = foldIntoTensors(m.weights, unetFoldPlan(shapes, await keepMasks(masksPath, { unet: m.cfg }, opts.threshold)));
-      const masked = { ...m, weights: f.weights };
-      return {
-        name: m.manifest.name, family: 'diffusion', dir: m.dir, manifest: m.manifest, imageSize: m.manifest.image_size,
-        defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
-        generate: (o) => generateSd(masked, o),
-        dispose: () => {
-          tf.dispose(f.made);
-          m.dispose();
-        },
-      };
-    } catch (e) {
-      m.dispose();
-      throw e;
-    }
+      return unetFoldPlan(shapes, await keepMasks(masksPath, { unet: m.cfg }, opts.threshold));
+    });
   }
   throw new ModelLoadError(`${nameOrPath}: masks apply to ${FLUX_EMOJI_FORMAT} and ${SD_EMOJI_FORMAT} bundles, this one is '${format}'`);
+}
+
+/** What withFolded needs of a loaded family model. */
+interface LoadedBundle {
+  dir: string;
+  manifest: { name: string; image_size: number; sampling: { steps: number; cfg: number } } & Record<string, unknown>;
+  weights: Record<string, Tensor>;
+  dispose(): void;
+}
+
+/** A loaded model with `plan` folded into its weights, as a TextToImageModel sampled by the family's `generate`. */
+async function withFolded<M extends LoadedBundle>(
+  m: M,
+  family: TextToImageModel['family'],
+  generate: (m: M, o: GenerateOptions) => GenerateResult,
+  plan: (m: M) => Promise<FoldOp[]>,
+): Promise<TextToImageModel> {
+  try {
+    const f = foldIntoTensors(m.weights, await plan(m));
+    const masked = { ...m, weights: f.weights };
+    return {
+      name: m.manifest.name, family, dir: m.dir, manifest: m.manifest, imageSize: m.manifest.image_size,
+      defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
+      generate: (o) => generate(masked, o),
+      dispose: () => {
+        tf.dispose(f.made);
+        m.dispose();
+      },
+    };
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
 }
