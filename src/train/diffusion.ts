@@ -32,7 +32,9 @@ import { SD_EMOJI_FORMAT } from '../generate/sd-emoji.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
 import { machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
-import { datasetRecord, fileInfo, r6, RunRecord, writeManifest } from './run-record.js';
+import {
+  datasetRecord, fileInfo, loadInitStage, r6, RunRecord, withStage0, writeManifest, type RunInfo, type StageInfo,
+} from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
   type LatentSpec, type TrainCaptions,
@@ -61,6 +63,12 @@ export interface DiffusionTrainConfig {
     styledFraction: number;
     checkpointEvery: number;
     exportEvery: number;
+    /**
+     * Start from the last checkpoint of another run folder (an earlier stage, e.g. more steps with
+     * a schedule of their own). Its loss curve, step count and training time are carried into this
+     * run's manifest. Ignored once this run has a checkpoint.
+     */
+    init?: string;
   };
   /** Defaults of `mce generate` for this model: DDIM steps and the CFG scale. */
   sampling: { steps: number; cfg: number };
@@ -153,6 +161,11 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
   const params = initDiffusionParams(cfg, tok.rows);
   const t = cfg.train;
   log(`diffusion: UNet ${countUnetParams(cfg.unet)} parameters`);
+  let stage0: StageInfo | null = null;
+  if (t.init) {
+    stage0 = await loadInitStage(t.init, params, configPath);
+    log(`diffusion: initialised from ${stage0.path} (step ${stage0.step})`);
+  }
   const optimizer = new AdamW(params, {
     lr: t.lr,
     weightDecay: t.weightDecay,
@@ -166,7 +179,8 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
   const T = sdDiffusionSchedule().numTrainTimesteps;
   const rec = new RunRecord(t.steps);
   const exportNow = async (step: number): Promise<void> => {
-    await exportDiffusionModel(cfg, configPath, params, vocab, data, { step, elapsedSeconds: rec.seconds(), rec });
+    const run = withStage0(stage0, { step, elapsedSeconds: rec.seconds(), curve: rec.curve, firstLoss: rec.firstLoss });
+    await exportDiffusionModel(cfg, configPath, params, vocab, data, run);
     log(`diffusion: exported step ${step} to ${cfg.out}`);
   };
   const result = await train<DiffusionBatch>({
@@ -207,12 +221,6 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
   optimizer.dispose();
   tf.dispose(Object.values(params));
   return result;
-}
-
-interface RunInfo {
-  step: number;
-  elapsedSeconds: number;
-  rec: RunRecord;
 }
 
 /** Write the shipped files: UNet and text encoder (BF16), a copy of the autoencoder, manifest. */
@@ -272,19 +280,22 @@ export async function exportDiffusionModel(
     files,
     dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
-      command: `mce train diffusion --config ${configPath}`,
+      command: run.init && typeof cfg.notes?.['stage1_command'] === 'string'
+        ? `${cfg.notes['stage1_command'] as string} && mce train diffusion --config ${configPath}`
+        : `mce train diffusion --config ${configPath}`,
       config: cfg,
       objective: 'DDPM epsilon prediction: t ~ uniform{0..999}, x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, MSE(eps_pred, eps)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      total_steps: cfg.train.steps,
+      total_steps: (run.init?.step ?? 0) + cfg.train.steps,
+      init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),
       machine: machineDescription(),
       threads: process.env['MCE_THREADS'] ?? null,
-      loss_first_step: run.rec.firstLoss === null ? null : r6(run.rec.firstLoss),
-      loss_last_window: run.rec.lastWindow(),
-      loss_curve: run.rec.curve,
+      loss_first_step: run.firstLoss === null ? null : r6(run.firstLoss),
+      loss_last_window: run.curve.length ? run.curve[run.curve.length - 1]![1] : null,
+      loss_curve: run.curve,
     },
     notes: cfg.notes ?? {},
     quality: {},

@@ -32,9 +32,10 @@ import { sha256 } from '../world/util.js';
 import { FLUX_EMOJI_FORMAT } from '../generate/flux-emoji.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
-import { loadCheckpoint, restoreParams } from './state.js';
 import { machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
-import { datasetRecord, fileInfo, r6, RunRecord, writeManifest } from './run-record.js';
+import {
+  datasetRecord, fileInfo, loadInitStage, r6, RunRecord, withStage0, writeManifest, type RunInfo, type StageInfo,
+} from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
 } from './world-data.js';
@@ -184,12 +185,8 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   const t = cfg.train;
   let stage0: StageInfo | null = null;
   if (t.init) {
-    const ck = await loadCheckpoint(t.init);
-    if (!ck) throw new Error(`${configPath}: train.init: no checkpoint in ${t.init}`);
-    restoreParams(params, ck.params, ck.path);
-    const user = ((ck.metadata as { user?: unknown }).user ?? {}) as { curve?: [number, number][]; firstLoss?: number | null; seconds?: number };
-    stage0 = { path: ck.path, step: ck.step, seconds: user.seconds ?? ck.elapsedSeconds, curve: user.curve ?? [], firstLoss: user.firstLoss ?? null };
-    log(`flow: initialised from ${ck.path} (step ${ck.step})`);
+    stage0 = await loadInitStage(t.init, params, configPath);
+    log(`flow: initialised from ${stage0.path} (step ${stage0.step})`);
   }
   const optimizer = new AdamW(params, {
     lr: t.lr,
@@ -248,34 +245,6 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   optimizer.dispose();
   tf.dispose(Object.values(params));
   return result;
-}
-
-interface StageInfo {
-  path: string;
-  step: number;
-  seconds: number;
-  curve: [number, number][];
-  firstLoss: number | null;
-}
-
-interface RunInfo {
-  step: number;
-  elapsedSeconds: number;
-  curve: [number, number][];
-  firstLoss: number | null;
-  init?: { checkpoint: string; step: number };
-}
-
-/** Fold an earlier stage into this run's record: steps, time and loss curve continue from it. */
-function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
-  if (!s) return r;
-  return {
-    step: s.step + r.step,
-    elapsedSeconds: s.seconds + r.elapsedSeconds,
-    curve: [...s.curve, ...r.curve.map(([k, l]): [number, number] => [s.step + k, l])],
-    firstLoss: s.firstLoss ?? r.firstLoss,
-    init: { checkpoint: s.path, step: s.step },
-  };
 }
 
 /** Write the shipped files of a flow model: transformer, text encoder (BF16), manifest. */

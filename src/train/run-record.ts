@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../io/atomic.js';
 import { templates } from '../world/captions.js';
 import type { Dataset } from '../world/dataset.js';
+import type { Params } from './optim.js';
+import { loadCheckpoint, restoreParams } from './state.js';
 import { sha256 } from '../world/util.js';
 
 /** Round a loss for a manifest. */
@@ -47,11 +49,6 @@ export class RunRecord {
     }
   }
 
-  /** The last curve point's loss (null before the first window ends). */
-  lastWindow(): number | null {
-    return this.curve.length ? this.curve[this.curve.length - 1]![1] : null;
-  }
-
   /** Checkpoint state (JSON). */
   save(): unknown {
     return { curve: this.curve, win: this.win, winN: this.winN, firstLoss: this.firstLoss, seconds: this.seconds() };
@@ -92,5 +89,47 @@ export function datasetRecord(config: object, ds: Dataset): Record<string, unkno
     concepts: ds.concepts.length,
     styles: ds.vendors,
     captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
+  };
+}
+
+/** The end of an earlier training stage that this run starts from (its last checkpoint). */
+export interface StageInfo {
+  path: string;
+  step: number;
+  seconds: number;
+  curve: [number, number][];
+  firstLoss: number | null;
+}
+
+/** A run's record as its manifest reports it (earlier stages folded in by withStage0). */
+export interface RunInfo {
+  step: number;
+  elapsedSeconds: number;
+  curve: [number, number][];
+  firstLoss: number | null;
+  init?: { checkpoint: string; step: number };
+}
+
+/**
+ * Start from the last checkpoint of another run folder (an earlier stage): restore its parameters
+ * into `params` and return its record (steps, time, loss curve).
+ */
+export async function loadInitStage(dir: string, params: Params, where: string): Promise<StageInfo> {
+  const ck = await loadCheckpoint(dir);
+  if (!ck) throw new Error(`${where}: train.init: no checkpoint in ${dir}`);
+  restoreParams(params, ck.params, ck.path);
+  const user = ((ck.metadata as { user?: unknown }).user ?? {}) as { curve?: [number, number][]; firstLoss?: number | null; seconds?: number };
+  return { path: ck.path, step: ck.step, seconds: user.seconds ?? ck.elapsedSeconds, curve: user.curve ?? [], firstLoss: user.firstLoss ?? null };
+}
+
+/** Fold an earlier stage into this run's record: steps, time and loss curve continue from it. */
+export function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
+  if (!s) return r;
+  return {
+    step: s.step + r.step,
+    elapsedSeconds: s.seconds + r.elapsedSeconds,
+    curve: [...s.curve, ...r.curve.map(([k, l]): [number, number] => [s.step + k, l])],
+    firstLoss: s.firstLoss ?? r.firstLoss,
+    init: { checkpoint: s.path, step: s.step },
   };
 }

@@ -1,6 +1,6 @@
 // sd-emoji's trainer on a tiny config (pixels, 8x8): the loss goes down, a run killed between
-// checkpoints and resumed ends with the same weights as an uninterrupted one, the export is a
-// loadable bundle, and DDIM generation from it is deterministic. No real training here.
+// checkpoints and resumed ends with the same weights as an uninterrupted one, a second stage
+// continues the record, the export is a loadable bundle, and DDIM generation from it is deterministic. No real training here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -66,6 +66,17 @@ test('tiny diffusion training: loss goes down; killed between checkpoints and re
     assert.equal(resumed.step, 24);
     assert.deepEqual(bytes(killed.out, 'unet.safetensors'), bytes(ref.out, 'unet.safetensors'));
     assert.deepEqual(bytes(killed.out, 'text_encoder.safetensors'), bytes(ref.out, 'text_encoder.safetensors'));
+
+    // A second stage starts from the reference's last checkpoint with its own schedule; the manifest
+    // counts both stages' steps and keeps one loss curve.
+    const stage2: DiffusionTrainConfig = { ...ref, run: join(dir, 'run-stage2'), out: join(dir, 'model-stage2'), train: { ...ref.train, steps: 6, lr: 0.0005, init: ref.run } };
+    await trainDiffusion(stage2, 'tiny2.json', quiet);
+    const m2 = JSON.parse(readFileSync(join(stage2.out, 'manifest.json'), 'utf8'));
+    assert.equal(m2.training.steps, 30);
+    assert.equal(m2.training.total_steps, 30);
+    assert.equal(m2.training.init.step, 24);
+    assert.deepEqual(m2.training.loss_curve.slice(0, curve.length), curve);
+    assert.ok(m2.training.loss_curve.length > curve.length);
 
     // Generation: same seed, same pixels; another seed, other pixels; a trajectory per DDIM step; no leaks.
     const before = tf.memory().numTensors;
