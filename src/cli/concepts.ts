@@ -3,7 +3,7 @@
 // --targets lists the erasure targets instead (`mce erase --concept` names), with --json
 // {"name", "kind", "category", "neutral", "members", "neighbours"}.
 import { UsageError, type Command } from './command.js';
-import { CATEGORIES, loadCatalogue, type Category } from '../world/catalogue.js';
+import { CATEGORIES, loadCatalogue, nearestNames, type Category } from '../world/catalogue.js';
 import { erasureTargets } from '../world/targets.js';
 
 export const conceptsCommand: Command = {
@@ -20,7 +20,9 @@ export const conceptsCommand: Command = {
     const cat = loadCatalogue();
     const want = flags['category'];
     if (typeof want === 'string' && !(want in CATEGORIES)) {
-      throw new UsageError(`mce concepts: unknown category '${want}' (known: ${Object.keys(CATEGORIES).join(', ')})`);
+      const near = nearestNames(want, Object.keys(CATEGORIES).map((name) => ({ name })), 1, 0.5);
+      const hint = near.length ? `; did you mean '${near[0]}'?` : '';
+      throw new UsageError(`mce concepts: unknown category '${want}'${hint} (known: ${Object.keys(CATEGORIES).join(', ')})`);
     }
     const list = cat.concepts.filter((c) => typeof want !== 'string' || c.category === (want as Category));
     const out: string[] = [];

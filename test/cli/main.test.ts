@@ -26,6 +26,7 @@ const runs = {
       [['detect'], 2, /^mce detect: give one or more PNG files/],
       [['detect', '/no/such.png'], 1, /^mce: \/no\/such\.png: no such file/],
       [['concepts', 'extra'], 2, /^mce concepts: takes no arguments/],
+      [['concepts', '--category', 'weapon'], 2, /^mce concepts: unknown category 'weapon'; did you mean 'weapons'\? \(known: /],
       [['erase'], 2, /^mce erase: --concept NAME is required/],
       [['erase', '--concept', 'zombi', '--out', '/tmp/mce-never'], 1, /^mce: unknown concept "zombi"; did you mean "zombie"/],
       [['erase', '--concept', 'bomb', '--out', '/tmp/mce-never', '--iters', '-3'], 2, /^mce erase: --iters -3: a value starting with '-' must be written --iters=-3/],
