@@ -10,7 +10,7 @@
 // Trained weights: ESD-x's (esd.ts). Published (anchors.md, erase-eval defaults): lr 1e-5, 1000
 // iterations, gumbel lr 1e-3, temperature 2, 1000 closest tokens, 100 k-means centres, 2 inner steps.
 // Here: 8 candidates drawn per step from the model's concepts (neighbours included), weight 1, and
-// ESD's scaled defaults (60 iterations, lr 1e-4).
+// ESD's defaults (30 iterations, lr 3e-5, esd.ts).
 import { tf, type Tensor } from '../../engine/tf.js';
 import { mixSeed } from '../../engine/rng.js';
 import { concatCond, disposeCond, sampleTo, type BaselineModel } from './family.js';
