@@ -91,7 +91,7 @@ export const baselineCommand: Command = {
       });
     } catch (e) {
       loaded.dispose();
-      if (e instanceof BaselineError) throw new UserError(`mce baseline ${method}: ${e.message}`);
+      if (e instanceof BaselineError) throw new UserError(`${method}: ${e.message}`);
       throw e;
     }
     // Process peak RSS (a high-water mark: the loaded model and the runtime included). tf.profile's

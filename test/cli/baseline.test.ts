@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './run.js';
-import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
+import { writeTinyFluxBundle, writeTinySdBundle } from '../erase/baselines/fixture.js';
 import { useBackend } from '../../src/engine/backend.js';
 
 test('baseline: bad methods, flags and concepts fail with one line and the right exit code', async () => {
@@ -60,6 +60,33 @@ test('baseline: every method on a tiny bundle writes a loadable bundle and summa
     const again = await runCli(['baseline', 'esd-x', '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, 'esd-x-2')]);
     assert.equal(again.code, 0, again.err);
     assert.deepEqual(readFileSync(join(dir, 'esd-x-2', 'transformer.safetensors')), readFileSync(join(dir, 'esd-x', 'transformer.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('baseline on an sd-emoji-format bundle: UCE, ESD-x, CA and SLD write loadable bundles; FlowEdit refuses in one line', async () => {
+  await useBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'mce-baseline-sd-'));
+  try {
+    const base = join(dir, 'base');
+    await writeTinySdBundle(base, ['an emoji of a kitchen knife', 'kitchen knife', 'spoon', 'dagger']);
+    const quick = ['--iters', '3', '--steps', '2', '--prompts', '2'];
+    const methods = ['uce', 'esd-x', 'ca', 'sld'];
+    const runs = await Promise.all(methods.map((m) => runCli(['baseline', m, '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, m)])));
+    runs.forEach((r, i) => assert.equal(r.code, 0, `${methods[i]}: ${r.err}`));
+    for (const m of methods) {
+      const s = JSON.parse(readFileSync(join(dir, m, 'summary.json'), 'utf8')) as { changed: { params: number } };
+      assert.equal(s.changed.params > 0, m !== 'sld', m);
+    }
+    const uce = JSON.parse(readFileSync(join(dir, 'uce', 'summary.json'), 'utf8')) as { settings: { sites: { weight: string }[] } };
+    assert.ok(uce.settings.sites.length > 0 && uce.settings.sites.every((s) => /attn2\.to_[kv]\.weight$/.test(s.weight)));
+    const gens = await Promise.all(methods.map((m) => runCli(['generate', '--model', join(dir, m), '--prompt', 'an emoji of a kitchen knife', '--steps', '2', '--out', join(dir, `${m}.png`)])));
+    gens.forEach((g, i) => assert.equal(g.code, 0, `${methods[i]}: ${g.err}`));
+    const fe = await runCli(['baseline', 'flowedit', '--model', base, '--concept', 'kitchen knife', '--out', join(dir, 'fe')]);
+    assert.equal(fe.code, 1);
+    assert.match(fe.err, /^mce: flowedit: FlowEdit edits along a flow: FLUX models only/);
+    assert.equal(fe.err.trim().split('\n').length, 1);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
