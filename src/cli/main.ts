@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import { UsageError, UserError, type Command, type FlagSpec, type FlagValues } from './command.js';
 import { commands } from './commands.js';
+import { editDistance } from '../world/util.js';
 
 async function usage(): Promise<string> {
   const all = await Promise.all(commands.map((c) => c.load()));
@@ -12,6 +13,17 @@ async function usage(): Promise<string> {
   lines.push('', 'Run `mce <command> --help` (or `mce help <command>`) for its flags and their defaults.');
   lines.push('Global: --debug prints stack traces. Exit codes: 0 ok, 1 failure, 2 usage error.');
   return lines.join('\n');
+}
+
+/** The name in `names` nearest to `typo` by edit distance, if it is near (a third of its length, at least 2). */
+function nearest(typo: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const n of names) {
+    const d = editDistance(typo, n);
+    if (d < bestD) [best, bestD] = [n, d];
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(best.length / 3)) ? best : undefined;
 }
 
 /** What a flag's help line says about its default, so that every flag states one. */
@@ -52,6 +64,12 @@ export function parseFlags(c: Command, argv: string[]): { args: string[]; flags:
       const value = argv[argv.indexOf(flag) + 1] ?? '';
       throw new UsageError(`mce ${c.name}: ${flag} ${value}: a value starting with '-' must be written ${flag}=${value}`);
     }
+    // An unknown flag (parseArgs adds advice about '--' that rarely applies): name the nearest real one.
+    const unknown = /^Unknown option '--([^']+)'/.exec(msg);
+    if (unknown) {
+      const near = nearest(unknown[1]!, Object.keys(options));
+      throw new UsageError(`mce ${c.name}: Unknown option '--${unknown[1]}'. ${near ? `Did you mean --${near}?` : `\`mce ${c.name} --help\` lists the flags.`}`);
+    }
     throw new UsageError(`mce ${c.name}: ${msg}`);
   }
   const flags: FlagValues = { help: parsed.values['help'] as boolean | undefined };
@@ -83,7 +101,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = commands.find((c) => c.name === name);
   if (!entry) {
-    process.stderr.write(`mce: unknown command '${name}'. Commands: ${commands.map((c) => c.name).join(', ')}\n`);
+    const near = nearest(name, commands.map((c) => c.name));
+    process.stderr.write(`mce: unknown command '${name}'.${near ? ` Did you mean '${near}'?` : ''} Commands: ${commands.map((c) => c.name).join(', ')}\n`);
     return 2;
   }
   try {

@@ -34,6 +34,9 @@ const runs = {
       [['apply-masks', '--weights', '/no/w.safetensors', '--masks', '/no/m.safetensors', '--out', '/tmp/mce-never.safetensors'], 1, /^mce: \/no\/\w\.safetensors: cannot open: no such file/],
       [['generate', '--prompt', 'a cat', '--steps', 'x'], 2, /^mce generate: --steps must be a number/],
       [['bench', '--backend', 'gpu'], 2, /^mce bench: --backend must be one of/],
+      // Misspelt commands and flags name the nearest real one.
+      [['genrate', '--prompt', 'x'], 2, /^mce: unknown command 'genrate'\. Did you mean 'generate'\?/],
+      [['erase', '--concpet', 'bomb'], 2, /^mce erase: Unknown option '--concpet'\. Did you mean --concept\?$/m],
     ] as const).map(async ([argv, code, err]) => ({ argv, code, err, r: await runCli([...argv]) })),
   ),
 };
@@ -57,7 +60,7 @@ test('an unknown command is a usage error in one line', async () => {
 test('an unknown flag is a usage error in one line', async () => {
   const r = await runs.badFlag;
   assert.equal(r.code, 2);
-  assert.match(r.err, /^mce inspect: Unknown option '--no-such-flag'/);
+  assert.match(r.err, /^mce inspect: Unknown option '--no-such-flag'\. `mce inspect --help` lists the flags\.$/m);
   assert.equal(r.err.trim().split('\n').length, 1);
 });
 
