@@ -14,6 +14,7 @@ export const generateCommand: Command = {
     cfg: { type: 'number', help: "classifier-free guidance scale, 1 = off (default: the model's)" },
     n: { type: 'number', help: 'number of images; more than 1 writes a grid', default: 1 },
     out: { type: 'string', help: 'output PNG file', default: 'out.png' },
+    masks: { type: 'string', help: 'masks.safetensors from mce erase: sample the erased model without folding the masks into its weights' },
     trajectory: { type: 'boolean', help: 'also write FILE.trajectory.png: the predicted x0 at every step' },
   },
   async run(args, flags) {
@@ -39,9 +40,12 @@ export const generateCommand: Command = {
     const gen = await import('../generate/index.js');
     await useBackend();
     let model;
+    const masksPath = flags['masks'] as string | undefined;
+    const { MaskFileError } = await import('../erase/mce/maskfile.js');
     try {
-      model = await gen.loadTextToImage(modelName);
+      model = masksPath === undefined ? await gen.loadTextToImage(modelName) : await (await import('../erase/mce/masked-model.js')).loadMaskedModel(modelName, masksPath);
     } catch (e) {
+      if (e instanceof MaskFileError) throw new UserError((e as Error).message);
       if (e instanceof gen.ModelLoadError) {
         const known = gen.SHIPPED_MODELS.join(', ');
         throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${known})`}`);

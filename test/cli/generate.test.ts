@@ -81,3 +81,30 @@ test('generate: the shipped flux-emoji gives the same bytes for the same flags, 
   const g = decodePng(readFileSync(out('grid.png')));
   assert.ok(g.width > 2 * size && g.height > 2 * size);
 });
+
+test('generate --masks: keep-all masks give the same bytes as no masks, dropped units change the image, a bad file is one line', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
+  const { saveMasks } = await import('../../src/erase/mce/maskfile.js');
+  const { fluxMaskSpecs } = await import('../../src/models/flux/masks.js');
+  const cfg = JSON.parse(readFileSync(SHIPPED, 'utf8')).flux;
+  const specs = fluxMaskSpecs(cfg);
+  const keepAll = Object.fromEntries(specs.map((s) => [s.name, new Float32Array(s.size).fill(1)]));
+  // Drop every single-block MLP unit: a large, certain change.
+  const dropped = Object.fromEntries(specs.map((s) => [s.name, new Float32Array(s.size).fill(s.block === 'single' && s.kind === 'mlp' ? 0 : 1)]));
+  await saveMasks(out('keep.safetensors'), { keep: keepAll, cfg });
+  await saveMasks(out('drop.safetensors'), { keep: dropped, cfg });
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(out('bad.safetensors'), 'not a safetensors file');
+  const base = ['generate', '--prompt', 'a bomb', '--seed', '3', '--steps', '4'];
+  const [plain, keep, drop, bad] = await Promise.all([
+    runCli([...base, '--out', out('m0.png')]),
+    runCli([...base, '--masks', out('keep.safetensors'), '--out', out('m1.png')]),
+    runCli([...base, '--masks', out('drop.safetensors'), '--out', out('m2.png')]),
+    runCli([...base, '--masks', out('bad.safetensors'), '--out', out('m3.png')]),
+  ]);
+  for (const r of [plain, keep, drop]) assert.equal(r.code, 0, r.err);
+  assert.deepEqual(readFileSync(out('m1.png')), readFileSync(out('m0.png')));
+  assert.notDeepEqual(readFileSync(out('m2.png')), readFileSync(out('m0.png')));
+  assert.equal(bad.code, 1, bad.err);
+  assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
+  assert.ok(!existsSync(out('m3.png')));
+});
