@@ -13,9 +13,7 @@
 // edits, uce.ts: UNet attn2.to_k/to_v; FLUX the K/V rows of double_blocks.*.txt_attn.qkv).
 // Published (anchors.md): lr 2e-6, batch 8, ~200 anchor prompts. Here: erase/anchor prompt pairs
 // from the world's train captions, one anchor image each, batch 1 pair per step, 60 iterations at
-// lr 1e-4 (scaled up for 60 steps on a small model; K/V only, so the model survives it): measured on
-// flux-emoji, "kitchen knife" (scripts/baselines-compare.ts, 8 train captions x 2 seeds), mean
-// p(knife) 0.036 -> 0.006, SSIM to the base 0.899 on neighbour prompts. The manifest records them.
+// lr 1e-4 (scaled up for 60 steps on a small model, K/V only); the manifest records them.
 import { tf, type Tensor } from '../../engine/tf.js';
 import { mixSeed } from '../../engine/rng.js';
 import { disposeCond, sampleTo, type BaselineModel, type Cond } from './family.js';

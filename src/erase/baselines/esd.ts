@@ -15,10 +15,12 @@
 // Published settings: the paper's SD1.4 runs: eta 1, start guidance 3, lr 1e-5, 1000 iterations,
 // 50 DDIM steps; the later trainers: lr 5e-5 (SD1.4) / 3e-5 (SD3.5 MM-DiT), 200 iterations, eta 2.
 // Defaults here: eta 1, guidance 3, the model's own sampler steps, lr 3e-5 (the MM-DiT trainer's)
-// and 30 iterations. Measured on flux-emoji, "kitchen knife" (scripts/baselines-compare.ts, 8 train
-// captions x 2 seeds): ESD-x at 30 x 3e-5 cut the classifier's mean p(knife) 0.036 -> 0.008 with
-// SSIM 0.945 to the base on neighbour prompts; 60 x 1e-4 reached 0.001 but SSIM 0.575 (the model
-// broken), 30 x 1e-5 only 0.020. The bundle's manifest records the settings used.
+// and 30 iterations. Measured with scripts/baselines-compare.ts (emoji classifier's mean p(target)
+// on 8 train captions x 2 seeds; SSIM to the base on 8 neighbour captions), "kitchen knife":
+//   an earlier sweep on flux-emoji's stage-2 weights (while the classifier was being replaced too,
+//   so only its SSIMs are solid): 60 x 1e-4 broke the model (neighbour SSIM 0.575), 30 x 3e-5 0.945;
+//   flux-emoji stage-3 weights (2026-11-26 02:41): 30 x 3e-5: p 0.010 -> 0.004, neighbour SSIM 0.979.
+// The bundle's manifest records the settings used.
 import { tf } from '../../engine/tf.js';
 import { mixSeed } from '../../engine/rng.js';
 import { disposeCond, sampleTo, type BaselineModel } from './family.js';
