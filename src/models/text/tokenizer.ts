@@ -327,7 +327,7 @@ export class ClipTokenizer {
   private readonly mergeLeft: Int32Array;
   private readonly mergeRight: Int32Array;
   /** id -> the bytes its token string stands for (`</w>` as its four ASCII bytes). */
-  private readonly idBytes: Uint8Array[];
+  private idBytesCache: Uint8Array[] | undefined;
   private readonly cache = new Map<string, readonly number[]>();
   private readonly decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 
@@ -345,7 +345,14 @@ export class ClipTokenizer {
 
   /** Builds a tokenizer from the text of `bpe_simple_vocab_16e6.txt` (un-gzipped). */
   constructor(bpeText: string) {
-    const lines = bpeText.split('\n').slice(1, N_MERGES + 1);
+    // Only the first N_MERGES lines after the version line are used (the file has ~262K).
+    const lines: string[] = [];
+    let pos = bpeText.indexOf('\n') + 1;
+    while (pos > 0 && lines.length < N_MERGES && pos < bpeText.length) {
+      const nl = bpeText.indexOf('\n', pos);
+      lines.push(bpeText.slice(pos, nl < 0 ? bpeText.length : nl));
+      pos = nl + 1;
+    }
     if (lines.length !== N_MERGES) throw new Error(`tokenizer: expected ${N_MERGES} merges, got ${lines.length}`);
     const vocab: string[] = [];
     for (const b of BYTE_ORDER) vocab.push(BYTE_CHAR[b]!);
@@ -356,7 +363,9 @@ export class ClipTokenizer {
     this.mergeLeft = new Int32Array(N_MERGES);
     this.mergeRight = new Int32Array(N_MERGES);
     for (let r = 0; r < N_MERGES; r++) {
-      const parts = lines[r]!.trim().split(/\s+/);
+      const line = lines[r]!.trim();
+      const sp = line.indexOf(' ');
+      const parts = sp > 0 && line.indexOf(' ', sp + 1) < 0 ? [line.slice(0, sp), line.slice(sp + 1)] : line.split(/\s+/);
       if (parts.length !== 2) throw new Error(`tokenizer: bad merge line ${r + 2}: ${JSON.stringify(lines[r])}`);
       const [a, b] = parts as [string, string];
       const ia = encoder.get(a);
@@ -377,10 +386,14 @@ export class ClipTokenizer {
     if (vocab.length !== CLIP_VOCAB_SIZE) throw new Error(`tokenizer: vocabulary has ${vocab.length} entries`);
     this.vocab = vocab;
     this.encoder = encoder;
+  }
 
+  /** id -> the bytes its token string stands for, built on first use (only decoding needs it). */
+  private get idBytes(): Uint8Array[] {
+    if (this.idBytesCache) return this.idBytesCache;
     const byteOfChar = new Map<string, number>();
     for (let b = 0; b < 256; b++) byteOfChar.set(BYTE_CHAR[b]!, b);
-    this.idBytes = vocab.map((t) => {
+    return (this.idBytesCache = this.vocab.map((t) => {
       const out: number[] = [];
       for (const c of t) {
         const b = byteOfChar.get(c);
@@ -388,7 +401,7 @@ export class ClipTokenizer {
         out.push(b);
       }
       return Uint8Array.from(out);
-    });
+    }));
   }
 
   /** Ids of the cleaned, BPE-encoded text, without SOT/EOT (CLIP's `SimpleTokenizer.encode`). */
