@@ -97,8 +97,11 @@ export async function finetune(model: BaselineModel, o: FinetuneOptions): Promis
       config: o.config,
       dir: o.dir,
       batchFn: (ctx, rng) => {
-        const current: Record<string, Tensor> = {};
-        for (const p of o.parts) current[p.weight] = assemble(model, p, params[key(p)]!);
+        const current = tf.tidy(() => {
+          const c: Record<string, Tensor> = {};
+          for (const p of o.parts) c[p.weight] = assemble(model, p, params[key(p)]!);
+          return c;
+        });
         try {
           return o.makeBatch(rng, ctx.step, current);
         } finally {
