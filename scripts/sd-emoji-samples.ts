@@ -3,7 +3,7 @@
 // generated seeds), prompts "an emoji of <a concept> in <style> style". Also times one image at the
 // model's default steps; --record writes that timing into the manifest's quality section.
 // Usage: node --import tsx scripts/sd-emoji-samples.ts [MODEL] [OUT.png] [--steps N] [--cfg X] [--seeds N]
-//          [--concepts a,b,c] [--record] [--tiles DIR (also each generated image as DIR/<concept>-<style>-<seed>.png)]
+//          [--concepts a,b,c] [--record] [--tiles DIR (also each generated image as DIR/<concept>-<style>-<k>.png, for mce detect)]
 import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useBackend } from '../src/engine/backend.js';
@@ -59,7 +59,7 @@ for (const c of concepts) {
     row.push(...imgs);
     if (tiles) {
       for (const [k, img] of imgs.entries()) {
-        await writePng(join(tiles, `${c.replace(/\W+/g, '_')}-${v}-${k}.png`), { width: img.width, height: img.height, channels: 3, data: img.data });
+        await writePng(join(tiles, `${c.replace(/\W+/g, '_')}-${STYLES[v].name}-${k}.png`), { width: img.width, height: img.height, channels: 3, data: img.data });
       }
     }
   }
