@@ -41,29 +41,29 @@ export async function loadTextToImage(nameOrPath: string): Promise<TextToImageMo
   const format = String(manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
     const m = await loadFluxEmoji(nameOrPath);
-    return {
-      name: m.manifest.name,
-      family: 'flow',
-      dir: m.dir,
-      manifest: m.manifest,
-      imageSize: m.manifest.image_size,
-      defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
-      generate: (opts) => fluxGenerate(m, opts),
-      dispose: () => m.dispose(),
-    };
+    return bundleModel('flow', m, (opts) => fluxGenerate(m, opts));
   }
   if (format === SD_EMOJI_FORMAT) {
     const m = await loadSdEmoji(nameOrPath);
-    return {
-      name: m.manifest.name,
-      family: 'diffusion',
-      dir: m.dir,
-      manifest: m.manifest,
-      imageSize: m.manifest.image_size,
-      defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
-      generate: (opts) => generateSd(m, opts),
-      dispose: () => m.dispose(),
-    };
+    return bundleModel('diffusion', m, (opts) => generateSd(m, opts));
   }
   throw new ModelLoadError(`${nameOrPath}: unknown model format '${format}' (known: ${FLUX_EMOJI_FORMAT}, ${SD_EMOJI_FORMAT})`);
+}
+
+/** A loaded bundle of either family as a TextToImageModel. */
+function bundleModel(
+  family: TextToImageModel['family'],
+  m: { dir: string; manifest: { name: string; image_size: number; sampling: { steps: number; cfg: number } }; dispose(): void },
+  generate: TextToImageModel['generate'],
+): TextToImageModel {
+  return {
+    name: m.manifest.name,
+    family,
+    dir: m.dir,
+    manifest: m.manifest as unknown as Record<string, unknown>,
+    imageSize: m.manifest.image_size,
+    defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg },
+    generate,
+    dispose: () => m.dispose(),
+  };
 }
