@@ -83,6 +83,16 @@ export function randnArray(size: number, seed: number): Float32Array {
   return out;
 }
 
+/**
+ * Noise for a batch of n images, `per` values each: image k gets randnArray(per, mixSeed(seed, k)),
+ * so an image's noise does not depend on how many others share its batch.
+ */
+export function randnBatch(n: number, per: number, seed: number): Float32Array {
+  const out = new Float32Array(n * per);
+  for (let i = 0; i < n; i++) out.set(randnArray(per, mixSeed(seed, i)), i * per);
+  return out;
+}
+
 export function uniformArray(size: number, seed: number, lo = 0, hi = 1): Float32Array {
   const rng = new Rng(seed);
   const out = new Float32Array(size);

@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tf, type Tensor } from '../engine/tf.js';
-import { mixSeed, randnArray } from '../engine/rng.js';
+import { randnBatch } from '../engine/rng.js';
 import { loadFloat32 } from '../io/safetensors.js';
 import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
 import { makeImgIds, makeTxtIds, packLatents, unpackLatents } from '../models/flux/pack.js';
@@ -204,8 +204,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   const txt_ids = makeTxtIds(b, enc.txt.shape[1]!);
   const den = fluxDenoiser(model.cfg, model.weights, { img_ids, txt: enc.txt, txt_ids, y: enc.y });
   const per = lc * lh * lw;
-  const noise = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) noise.set(randnArray(per, mixSeed(seed, i)), i * per);
+  const noise = randnBatch(n, per, seed);
   const x0 = tf.tidy(() => packLatents(tf.tensor4d(noise, [n, lc, lh, lw])));
   const velocity = (x: Tensor, t: number): Tensor =>
     tf.tidy(() => {

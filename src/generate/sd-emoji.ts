@@ -12,7 +12,7 @@
 // Determinism: image k of a call starts from the latent noise randn(mixSeed(seed, k)) (NCHW), so the
 // same seed and flags give the same pixels (and the PNG encoder gives the same bytes).
 import { tf, type Tensor } from '../engine/tf.js';
-import { mixSeed, randnArray } from '../engine/rng.js';
+import { randnBatch } from '../engine/rng.js';
 import type { AutoEncoder } from '../models/flux/autoencoder.js';
 import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
 import { unetDenoiser, validateUnetWeights, type UnetParams, type UnetWeights } from '../models/unet/index.js';
@@ -96,8 +96,7 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   const plan = ddimPlan(steps);
   const [lc, lh, lw] = m.latent.shape;
   const per = lc * lh * lw;
-  const noise = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) noise.set(randnArray(per, mixSeed(seed, i)), i * per);
+  const noise = randnBatch(n, per, seed);
   const xT = tf.tensor4d(noise, [n, lc, lh, lw]);
   const guided = cfg !== 1;
   const cond = model.text.encode(Array.from({ length: n }, () => opts.prompt));

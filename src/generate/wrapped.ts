@@ -8,7 +8,7 @@
 //         concept replaced by the neutral phrase (other prompts sample as the base model).
 // Same seed and flags, same pixels: the noise is drawn as the plain generators draw it.
 import { tf, type Tensor } from '../engine/tf.js';
-import { mixSeed, randnArray } from '../engine/rng.js';
+import { mixSeed, randnArray, randnBatch } from '../engine/rng.js';
 import { makeImgIds, makeTxtIds, packLatents } from '../models/flux/pack.js';
 import { unetDenoiser } from '../models/unet/index.js';
 import { ddimSample } from '../sampling/ddim.js';
@@ -68,9 +68,7 @@ export function replaceConcept(prompt: string, concepts: readonly string[], neut
 
 function noiseFor(seed: number, n: number, shape: readonly [number, number, number]): Tensor {
   const per = shape[0] * shape[1] * shape[2];
-  const data = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) data.set(randnArray(per, mixSeed(seed, i)), i * per);
-  return tf.tensor4d(data, [n, ...shape]);
+  return tf.tensor4d(randnBatch(n, per, seed), [n, ...shape]);
 }
 
 /** The guided prediction from one forward over [x; x; x] with [prompt; negative; safety]. */

@@ -4,7 +4,7 @@
 // a method can run the model to any step, noise a clean latent to a step's time, and train weights
 // by name. The baselines never look inside the families beyond this.
 import { tf, type Tensor } from '../../engine/tf.js';
-import { mixSeed, randnArray } from '../../engine/rng.js';
+import { randnBatch } from '../../engine/rng.js';
 import { makeImgIds, makeTxtIds, packLatents } from '../../models/flux/pack.js';
 import type { FluxParams } from '../../models/flux/params.js';
 import { unetDenoiser, type UnetParams } from '../../models/unet/index.js';
@@ -63,9 +63,7 @@ export interface FamilyParts {
 function seededNoise(latent: readonly [number, number, number], seed: number, n: number): Tensor {
   const [c, h, w] = latent;
   const per = c * h * w;
-  const data = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) data.set(randnArray(per, mixSeed(seed, i)), i * per);
-  return tf.tensor4d(data, [n, c, h, w]);
+  return tf.tensor4d(randnBatch(n, per, seed), [n, c, h, w]);
 }
 
 /** A FLUX model (flux-emoji's transformer and text encoder, or a test model). */
