@@ -29,11 +29,12 @@ import { qSample, sdDiffusionSchedule } from '../sampling/diffusion-schedule.js'
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { sha256 } from '../world/util.js';
 import { SD_EMOJI_FORMAT } from '../generate/sd-emoji.js';
-import { AdamW, type Params } from './optim.js';
-import { train, type TrainResult } from './loop.js';
-import { machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import type { Params } from './optim.js';
+import type { TrainResult } from './loop.js';
+import { runBaseTraining } from './base-run.js';
+import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, loadInitStage, r6, RunRecord, withStage0, writeManifest, type RunInfo, type StageInfo,
+  datasetRecord, fileInfo, r6, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
@@ -161,37 +162,16 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
   const params = initDiffusionParams(cfg, tok.rows);
   const t = cfg.train;
   log(`diffusion: UNet ${countUnetParams(cfg.unet)} parameters`);
-  let stage0: StageInfo | null = null;
-  if (t.init) {
-    stage0 = await loadInitStage(t.init, params, configPath);
-    log(`diffusion: initialised from ${stage0.path} (step ${stage0.step})`);
-  }
-  const optimizer = new AdamW(params, {
-    lr: t.lr,
-    weightDecay: t.weightDecay,
-    maxGradNorm: 1.0,
-    schedule: warmupCosine(t.warmup, t.steps),
-    groups: [{ name: 'no-decay', match: /\.bias$|norm|ln_|scale$|embedding/, weightDecay: 0 }],
-  });
-  const total = opts.maxSteps !== undefined ? Math.min(t.steps, opts.maxSteps) : t.steps;
   const [c, h, w] = data.latentShape;
   const per = c * h * w;
   const T = sdDiffusionSchedule().numTrainTimesteps;
-  const rec = new RunRecord(t.steps);
-  const exportNow = async (step: number): Promise<void> => {
-    const run = withStage0(stage0, { step, elapsedSeconds: rec.seconds(), curve: rec.curve, firstLoss: rec.firstLoss });
-    await exportDiffusionModel(cfg, configPath, params, vocab, data, run);
-    log(`diffusion: exported step ${step} to ${cfg.out}`);
-  };
-  const result = await train<DiffusionBatch>({
+  return runBaseTraining<DiffusionBatch>({
+    kind: 'diffusion',
+    train: t,
     params,
-    optimizer,
-    steps: total,
-    seed: t.seed,
     dir: cfg.run,
-    checkpointEvery: t.checkpointEvery,
+    configPath,
     config: { unet: cfg.unet, text: cfg.text, dataset: cfg.dataset, latent: cfg.latent, train: t, vocab: sha256(vocab.join(',')) },
-    state: { save: () => rec.save(), load: (s) => rec.load(s) },
     batchFn: (_ctx, rng) => {
       const x = new Float32Array(t.batch * per);
       const ts: number[] = [];
@@ -210,17 +190,12 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
       };
     },
     lossFn: (p, batch) => diffusionLoss(cfg, p, tok, batch),
-    onStep: async (info) => {
-      rec.add(info.step, info.loss);
-      if (t.exportEvery > 0 && info.step % t.exportEvery === 0) await exportNow(info.step);
-    },
-    progress: opts.progress === false ? false : { label: 'train diffusion', tty: false, interval: 15_000 },
+    exportModel: (run) => exportDiffusionModel(cfg, configPath, params, vocab, data, run),
+    outDir: cfg.out,
+    maxSteps: opts.maxSteps,
+    progress: opts.progress,
+    log,
   });
-  await exportNow(result.step);
-  log(`diffusion: done, step ${result.step}`);
-  optimizer.dispose();
-  tf.dispose(Object.values(params));
-  return result;
 }
 
 /** Write the shipped files: UNet and text encoder (BF16), a copy of the autoencoder, manifest. */

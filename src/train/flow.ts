@@ -30,11 +30,12 @@ import { PromptTokenizer, textEncoderForward, type TextEncoderParams } from '../
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { sha256 } from '../world/util.js';
 import { FLUX_EMOJI_FORMAT } from '../generate/flux-emoji.js';
-import { AdamW, type Params } from './optim.js';
-import { train, type TrainResult } from './loop.js';
-import { machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
+import type { Params } from './optim.js';
+import type { TrainResult } from './loop.js';
+import { runBaseTraining } from './base-run.js';
+import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, loadInitStage, r6, RunRecord, withStage0, writeManifest, type RunInfo, type StageInfo,
+  datasetRecord, fileInfo, r6, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -183,38 +184,16 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
   const { vocab, tok } = worldTextTokenizer(cfg.text);
   const params = initFlowParams(cfg, tok.rows);
   const t = cfg.train;
-  let stage0: StageInfo | null = null;
-  if (t.init) {
-    stage0 = await loadInitStage(t.init, params, configPath);
-    log(`flow: initialised from ${stage0.path} (step ${stage0.step})`);
-  }
-  const optimizer = new AdamW(params, {
-    lr: t.lr,
-    weightDecay: t.weightDecay,
-    maxGradNorm: 1.0,
-    schedule: warmupCosine(t.warmup, t.steps),
-    groups: [{ name: 'no-decay', match: /\.bias$|norm|ln_|scale$|embedding/, weightDecay: 0 }],
-  });
-  const total = opts.maxSteps !== undefined ? Math.min(t.steps, opts.maxSteps) : t.steps;
   const { tokens, channels } = data;
   const latentHW: [number, number] = [data.latentShape[1], data.latentShape[2]];
   const per = tokens * channels;
-  // Loss curve and training time, saved in checkpoints so they survive resumes.
-  const rec = new RunRecord(t.steps);
-  const runInfo = (step: number): RunInfo => withStage0(stage0, { step, elapsedSeconds: rec.seconds(), curve: rec.curve, firstLoss: rec.firstLoss });
-  const exportNow = async (step: number): Promise<void> => {
-    await exportFlowModel(cfg, configPath, params, vocab, data, runInfo(step));
-    log(`flow: exported step ${step} to ${cfg.out}`);
-  };
-  const result = await train<FlowBatch>({
+  return runBaseTraining<FlowBatch>({
+    kind: 'flow',
+    train: t,
     params,
-    optimizer,
-    steps: total,
-    seed: t.seed,
     dir: cfg.run,
-    checkpointEvery: t.checkpointEvery,
+    configPath,
     config: { flux: cfg.flux, text: cfg.text, dataset: cfg.dataset, latent: cfg.latent, train: t, vocab: sha256(vocab.join(',')) },
-    state: { save: () => rec.save(), load: (s) => rec.load(s) },
     batchFn: (ctx, rng) => {
       const x = new Float32Array(t.batch * per);
       const ts = new Float32Array(t.batch);
@@ -234,17 +213,12 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
       };
     },
     lossFn: (p, batch) => flowLoss(cfg, p, tok, tokens, latentHW, batch),
-    onStep: async (info) => {
-      rec.add(info.step, info.loss);
-      if (t.exportEvery > 0 && info.step % t.exportEvery === 0) await exportNow(info.step);
-    },
-    progress: opts.progress === false ? false : { label: 'train flow', tty: false, interval: 15_000 },
+    exportModel: (run) => exportFlowModel(cfg, configPath, params, vocab, data, run),
+    outDir: cfg.out,
+    maxSteps: opts.maxSteps,
+    progress: opts.progress,
+    log,
   });
-  await exportFlowModel(cfg, configPath, params, vocab, data, runInfo(result.step));
-  log(`flow: done, step ${result.step}, exported to ${cfg.out}`);
-  optimizer.dispose();
-  tf.dispose(Object.values(params));
-  return result;
 }
 
 /** Write the shipped files of a flow model: transformer, text encoder (BF16), manifest. */
