@@ -3,6 +3,7 @@
 import { tf, type Tensor } from '../../src/engine/tf.js';
 import { randnArray } from '../../src/engine/rng.js';
 import { initFluxWeights, type FluxParams } from '../../src/models/flux/index.js';
+import type { UnetParams } from '../../src/models/unet/index.js';
 import type { FluxEraseModel } from '../../src/erase/mce/objective.js';
 
 export const TINY: FluxParams = {
@@ -21,7 +22,8 @@ export const TINY: FluxParams = {
   guidance_embed: false,
 };
 
-function hash(s: string): number {
+/** FNV-1a: a fixed seed per prompt for the hash-seeded test text encoders. */
+export function hash(s: string): number {
   let h = 2166136261;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
   return h >>> 0;
@@ -43,3 +45,23 @@ export function tinyModel(seed = 5, cfg: FluxParams = TINY): FluxEraseModel & { 
     dispose: () => tf.dispose(Object.values(weights)),
   };
 }
+
+/** A tiny SD-style UNet config for the MCE and baseline tests. */
+export const TINY_UNET: UnetParams = {
+  sample_size: 4,
+  in_channels: 2,
+  out_channels: 2,
+  block_out_channels: [8, 16],
+  layers_per_block: 1,
+  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
+  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
+  mid_block_type: 'UNetMidBlock2DCrossAttn',
+  cross_attention_dim: 6,
+  num_attention_heads: [2, 4],
+  transformer_layers_per_block: 1,
+  norm_num_groups: 4,
+  norm_eps: 1e-5,
+  use_linear_projection: true,
+  flip_sin_to_cos: true,
+  freq_shift: 0,
+};

@@ -7,7 +7,7 @@ import { tf, type Tensor } from '../../src/engine/tf.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { randnArray } from '../../src/engine/rng.js';
 import { stepSeed } from '../../src/engine/checkpoint.js';
-import { initUnetWeights, unetMaskSpecs, unetForward, type UnetParams } from '../../src/models/unet/index.js';
+import { initUnetWeights, unetMaskSpecs, unetForward } from '../../src/models/unet/index.js';
 import { ddimPlan } from '../../src/sampling/diffusion-schedule.js';
 import { ddimUpdate } from '../../src/sampling/ddim.js';
 import { initLogitsFor, masksFromLogits, fluxMasksFrom } from '../../src/erase/mce/masks.js';
@@ -15,37 +15,15 @@ import { UnetPromptCache, unetBuildItems, unetObjectiveGrad, type UnetEraseModel
 import { defaultMceSettings, trainMce } from '../../src/erase/mce/train.js';
 import type { SampleSpec } from '../../src/erase/mce/objective.js';
 import type { PromptSets } from '../../src/erase/mce/prompts.js';
+import { hash, TINY_UNET } from './tiny.js';
 
-const TINY: UnetParams = {
-  sample_size: 4,
-  in_channels: 2,
-  out_channels: 2,
-  block_out_channels: [8, 16],
-  layers_per_block: 1,
-  down_block_types: ['CrossAttnDownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D'],
-  mid_block_type: 'UNetMidBlock2DCrossAttn',
-  cross_attention_dim: 6,
-  num_attention_heads: [2, 4],
-  transformer_layers_per_block: 1,
-  norm_num_groups: 4,
-  norm_eps: 1e-5,
-  use_linear_projection: true,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-};
 
-function hash(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h >>> 0;
-}
 
 function tinyUnet(seed: number): UnetEraseModel & { dispose(): void } {
-  const weights = initUnetWeights(TINY, seed);
+  const weights = initUnetWeights(TINY_UNET, seed);
   return {
     kind: 'unet',
-    cfg: TINY,
+    cfg: TINY_UNET,
     weights,
     latent: [2, 4, 4],
     encode: (prompts) => tf.tidy(() => tf.stack(prompts.map((p) => tf.tensor(randnArray(3 * 6, hash(p)), [3, 6])))),
@@ -71,7 +49,7 @@ test('UNet objective gradients (DDIM, CFG, hard-concrete noise) equal full backp
     { kind: 'preserve', prompt: 'a cat', targetPrompt: 'a cat', noise: 1 },
   ];
   const items = unetBuildItems(m, cache, samples, { sampler, objective: 'final' }, 2);
-  const logits = initLogitsFor(unetMaskSpecs(TINY));
+  const logits = initLogitsFor(unetMaskSpecs(TINY_UNET));
   const names = Object.keys(logits);
   names.forEach((n, i) => tf.tidy(() => logits[n]!.assign(tf.tensor1d(randnArray(logits[n]!.size, 70 + i)).mul(1.5) as tf.Tensor1D)));
   const ps = names.map((n) => logits[n]!);
@@ -86,7 +64,7 @@ test('UNet objective gradients (DDIM, CFG, hard-concrete noise) equal full backp
     let x = x0;
     sampler.plan.timesteps.forEach((t, k) => {
       const masks = masksFromLogits(names, params, { mode: 'hard-concrete', seed: stepSeed(seed, k) });
-      const run = (c: Tensor): Tensor => unetForward(TINY, m.weights, { sample: x, timesteps: tf.fill([2], t), context: c }, { masks });
+      const run = (c: Tensor): Tensor => unetForward(TINY_UNET, m.weights, { sample: x, timesteps: tf.fill([2], t), context: c }, { masks });
       const eu = run(unc);
       const ec = run(ctx);
       const e = tf.add(eu, tf.mul(tf.sub(ec, eu), 3));
@@ -127,12 +105,12 @@ test('trainMce on a UNet (DDIM + CFG): final and per-step run, start as the orig
     assert.ok(Object.keys(r.logits).every((n) => !n.endsWith('.heads')), 'heads are frozen by default');
   }
   // Binary masks at init leave the UNet unchanged.
-  const logits = initLogitsFor(unetMaskSpecs(TINY));
+  const logits = initLogitsFor(unetMaskSpecs(TINY_UNET));
   const masks = fluxMasksFrom(logits, 'binary');
   const x = tf.tensor4d(randnArray(2 * 16, 5), [1, 2, 4, 4]);
   const c = m.encode(['a cat']);
-  const a = unetForward(TINY, m.weights, { sample: x, timesteps: tf.tensor1d([500]), context: c });
-  const b = unetForward(TINY, m.weights, { sample: x, timesteps: tf.tensor1d([500]), context: c }, { masks });
+  const a = unetForward(TINY_UNET, m.weights, { sample: x, timesteps: tf.tensor1d([500]), context: c });
+  const b = unetForward(TINY_UNET, m.weights, { sample: x, timesteps: tf.tensor1d([500]), context: c }, { masks });
   assert.equal(await maxDiff(a, b), 0);
   tf.dispose([a, b, x, c, ...Object.values(masks), ...Object.values(logits)]);
   m.dispose();
