@@ -2,12 +2,30 @@
 // the parts every emoji-world family ships beside its image model: the text encoder (with its
 // vocabulary) and the autoencoder. Errors are ModelLoadError lines naming the file.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { tf, type Tensor } from '../engine/tf.js';
 import { loadFloat32 } from '../io/safetensors.js';
 import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
 import { TextEncoder, type TextEncoderParams } from '../models/text/encoder.js';
-import { ModelLoadError, resolveModelDir } from './flux-emoji.js';
+
+export class ModelLoadError extends Error {}
+
+/** Every shipped model folder under models/. */
+export const SHIPPED_MODEL_NAMES = ['flux-emoji', 'sd-emoji'] as const;
+
+/** The package root (two levels above this file, from src/ and from dist/). */
+function packageRoot(): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/** A model name ('flux-emoji', 'sd-emoji') or a bundle folder / its manifest.json -> the bundle folder. */
+export function resolveModelDir(nameOrPath: string): string {
+  if ((SHIPPED_MODEL_NAMES as readonly string[]).includes(nameOrPath)) return join(packageRoot(), 'models', nameOrPath);
+  const p = resolve(nameOrPath);
+  if (p.endsWith('.json')) return dirname(p);
+  return p;
+}
 
 /** Read a bundle's manifest.json (one clear line when missing or not JSON). */
 export function readManifest(nameOrPath: string): { dir: string; manifest: Record<string, unknown> } {

@@ -11,28 +11,21 @@
 //
 // Determinism: image k of a call uses noise randn(mixSeed(seed, k)) in the unpacked latent, so the
 // same seed and flags give the same pixels (and the PNG encoder gives the same bytes).
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { tf, type Tensor } from '../engine/tf.js';
 import { randnBatch } from '../engine/rng.js';
-import { loadFloat32 } from '../io/safetensors.js';
-import { AutoEncoder, type AutoEncoderParams } from '../models/flux/autoencoder.js';
+import type { AutoEncoder } from '../models/flux/autoencoder.js';
 import { makeImgIds, makeTxtIds, packLatents, unpackLatents } from '../models/flux/pack.js';
 import type { FluxParams } from '../models/flux/params.js';
 import { validateFluxWeights, type FluxWeights } from '../models/flux/weights.js';
-import { TextEncoder, type TextEncoderParams } from '../models/text/encoder.js';
+import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
+import { loadAutoEncoderFile, loadTensors, loadTextEncoderFile, ModelLoadError, readBundle } from './bundle.js';
 import { eulerSample } from '../sampling/euler.js';
 import { fluxDenoiser } from '../sampling/flux.js';
 import { fluxSchedule } from '../sampling/schedule.js';
 
 export const FLUX_EMOJI_FORMAT = 'mce-flux-emoji/1';
 
-/** Names `--model` accepts besides a path. */
-export const SHIPPED_FLUX_MODELS = ['flux-emoji'] as const;
-
-/** Every shipped model folder under models/ (flux-emoji here, sd-emoji in sd-emoji.ts). */
-export const SHIPPED_MODEL_NAMES = ['flux-emoji', 'sd-emoji'] as const;
+export { ModelLoadError, resolveModelDir, SHIPPED_MODEL_NAMES } from './bundle.js';
 
 export interface FluxEmojiManifest {
   format: string;
@@ -57,73 +50,33 @@ export interface FluxEmojiModel {
   dispose(): void;
 }
 
-/** The package root (two levels above this file, from src/ and from dist/). */
-function packageRoot(): string {
-  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-}
-
-/** A model name ('flux-emoji', 'sd-emoji') or a bundle folder / its manifest.json -> the bundle folder. */
-export function resolveModelDir(nameOrPath: string): string {
-  if ((SHIPPED_MODEL_NAMES as readonly string[]).includes(nameOrPath)) return join(packageRoot(), 'models', nameOrPath);
-  const p = resolve(nameOrPath);
-  if (p.endsWith('.json')) return dirname(p);
-  return p;
-}
-
-export class ModelLoadError extends Error {}
-
 /** Load a bundle (one clear line on a bad path or bad files). */
 export async function loadFluxEmoji(nameOrPath: string): Promise<FluxEmojiModel> {
-  const dir = resolveModelDir(nameOrPath);
-  const mpath = join(dir, 'manifest.json');
-  if (!existsSync(mpath)) throw new ModelLoadError(`no model at ${nameOrPath}: ${mpath} not found`);
-  let manifest: FluxEmojiManifest;
+  const { dir, manifest, file } = readBundle<FluxEmojiManifest>(nameOrPath, FLUX_EMOJI_FORMAT);
+  let weights: Record<string, Tensor> = {};
+  let text: TextEncoder | null = null;
   try {
-    manifest = JSON.parse(readFileSync(mpath, 'utf8')) as FluxEmojiManifest;
-  } catch (e) {
-    throw new ModelLoadError(`${mpath}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
-  if (manifest.format !== FLUX_EMOJI_FORMAT) throw new ModelLoadError(`${mpath}: format '${String(manifest.format)}', expected '${FLUX_EMOJI_FORMAT}'`);
-  const need = (f: string): string => {
-    const p = join(dir, f);
-    if (!existsSync(p)) throw new ModelLoadError(`${dir}: missing ${f}`);
-    return p;
-  };
-  const made: Tensor[] = [];
-  try {
-    const tr = await loadFloat32(need('transformer.safetensors'));
-    const weights: Record<string, Tensor> = {};
-    for (const [n, t] of Object.entries(tr.tensors)) made.push((weights[n] = tf.tensor(t.data, t.shape, 'float32')));
+    weights = (await loadTensors(file('transformer.safetensors'))).tensors;
     validateFluxWeights(manifest.flux, weights);
-    const te = await loadFloat32(need('text_encoder.safetensors'));
-    const vocabT = te.tensors['vocab.clip_ids'];
-    if (!vocabT) throw new Error('text_encoder.safetensors has no vocab.clip_ids');
-    const vocab = Array.from(vocabT.data, (v) => Math.round(v));
-    const tw: Record<string, Tensor> = {};
-    for (const [n, t] of Object.entries(te.tensors)) if (n !== 'vocab.clip_ids') made.push((tw[n] = tf.tensor(t.data, t.shape, 'float32')));
-    const text = new TextEncoder(manifest.text_encoder.params, tw, vocab);
-    let ae: AutoEncoder | null = null;
-    if (manifest.latent.kind === 'ae') {
-      const a = await loadFloat32(need('ae.safetensors'));
-      const params = JSON.parse(a.metadata['params'] ?? 'null') as AutoEncoderParams | null;
-      if (!params) throw new Error('ae.safetensors has no params metadata');
-      ae = AutoEncoder.fromWeights(params, a.tensors);
-    }
+    text = await loadTextEncoderFile(file('text_encoder.safetensors'), manifest.text_encoder.params);
+    const ae = manifest.latent.kind === 'ae' ? await loadAutoEncoderFile(file('ae.safetensors')) : null;
+    const te = text;
     return {
       dir,
       manifest,
       cfg: manifest.flux,
       weights,
-      text,
+      text: te,
       ae,
       dispose: () => {
         tf.dispose(Object.values(weights));
-        text.dispose();
+        te.dispose();
         ae?.dispose();
       },
     };
   } catch (e) {
-    tf.dispose(made);
+    tf.dispose(Object.values(weights));
+    text?.dispose();
     if (e instanceof ModelLoadError) throw e;
     throw new ModelLoadError(`${dir}: ${(e as Error).message.split('\n')[0]}`);
   }
