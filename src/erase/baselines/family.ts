@@ -13,6 +13,7 @@ import { ddimPlan } from '../../sampling/diffusion-schedule.js';
 import { eulerUpdate } from '../../sampling/euler.js';
 import { fluxDenoiser } from '../../sampling/flux.js';
 import { fluxSchedule } from '../../sampling/schedule.js';
+import type { TextEncoder } from '../../models/text/encoder.js';
 
 export type Family = 'flow' | 'diffusion';
 
@@ -45,6 +46,8 @@ export interface BaselineModel {
   eot(prompt: string): number;
   /** Unpacked latent shape [C, H, W]. */
   latent: readonly [number, number, number];
+  /** The real text encoder behind `encode` (vocabulary, tokenizer, weights), when the model has one; attacks search its token space. */
+  text?: TextEncoder;
   /** Prediction for the batch x under cond at time t, with some weights replaced (same names). */
   predict(x: Tensor, t: number, cond: Cond, over?: Record<string, Tensor>): Tensor;
   /** Initial noise for n images: image i from randn(mixSeed(seed, i)), as the generators draw it. */
@@ -58,6 +61,7 @@ export interface FamilyParts {
   encode(prompts: readonly string[]): { txt: Tensor; y: Tensor };
   eot(prompt: string): number;
   latent: readonly [number, number, number];
+  text?: TextEncoder;
 }
 
 function seededNoise(latent: readonly [number, number, number], seed: number, n: number): Tensor {
@@ -77,6 +81,7 @@ export function fluxBaselineModel(cfg: FluxParams, parts: FamilyParts, opts: { s
     encode: (prompts) => parts.encode(prompts),
     eot: parts.eot,
     latent: parts.latent,
+    ...(parts.text ? { text: parts.text } : {}),
     predict: (x, t, cond, over) =>
       tf.tidy(() => {
         const b = x.shape[0]!;
@@ -113,6 +118,7 @@ export function unetBaselineModel(cfg: UnetParams, parts: FamilyParts): Baseline
     },
     eot: parts.eot,
     latent: parts.latent,
+    ...(parts.text ? { text: parts.text } : {}),
     predict: (x, t, cond, over) =>
       tf.tidy(() => {
         const den = unetDenoiser(cfg, parts.weights, { context: cond.txt });

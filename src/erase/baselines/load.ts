@@ -13,13 +13,14 @@ export interface LoadedBaselineModel {
   dispose(): void;
 }
 
-export async function loadBaselineModel(nameOrPath: string): Promise<LoadedBaselineModel> {
+/** `wrappers: 'base'` loads a wrapper bundle's unchanged weights (its base model) instead of refusing it. */
+export async function loadBaselineModel(nameOrPath: string, opts: { wrappers?: 'refuse' | 'base' } = {}): Promise<LoadedBaselineModel> {
   const { manifest } = readManifest(nameOrPath);
-  if (manifest['wrapper'] !== undefined) throw new ModelLoadError(`${nameOrPath}: an inference wrapper bundle (erase from its base model instead)`);
+  if (manifest['wrapper'] !== undefined && opts.wrappers !== 'base') throw new ModelLoadError(`${nameOrPath}: an inference wrapper bundle (erase from its base model instead)`);
   const format = String(manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
     const m = await loadFluxEmoji(nameOrPath);
-    const parts = { weights: m.weights, encode: (p: readonly string[]) => m.text.encode(p), eot: (p: string) => m.text.tokenizer.one(p).eot, latent: m.manifest.latent.shape };
+    const parts = { weights: m.weights, encode: (p: readonly string[]) => m.text.encode(p), eot: (p: string) => m.text.tokenizer.one(p).eot, latent: m.manifest.latent.shape, text: m.text };
     return {
       model: fluxBaselineModel(m.cfg, parts, { shift: m.manifest.sampling.shift }),
       dir: m.dir, manifest: m.manifest, defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg }, dispose: () => m.dispose(),
@@ -27,7 +28,7 @@ export async function loadBaselineModel(nameOrPath: string): Promise<LoadedBasel
   }
   if (format === SD_EMOJI_FORMAT) {
     const m = await loadSdEmoji(nameOrPath);
-    const parts = { weights: m.weights, encode: (p: readonly string[]) => m.text.encode(p), eot: (p: string) => m.text.tokenizer.one(p).eot, latent: m.manifest.latent.shape };
+    const parts = { weights: m.weights, encode: (p: readonly string[]) => m.text.encode(p), eot: (p: string) => m.text.tokenizer.one(p).eot, latent: m.manifest.latent.shape, text: m.text };
     return {
       model: unetBaselineModel(m.cfg, parts),
       dir: m.dir, manifest: m.manifest, defaults: { steps: m.manifest.sampling.steps, cfg: m.manifest.sampling.cfg }, dispose: () => m.dispose(),
