@@ -68,8 +68,7 @@ export const baselineCommand: Command = {
     const { useBackend } = await import('../engine/backend.js');
     const { ModelLoadError } = await import('../generate/flux-emoji.js');
     const { loadBaselineModel } = await import('../erase/baselines/load.js');
-    const { runBaseline, BaselineError } = await import('../erase/baselines/run.js');
-    const { writeErasedBundle, writeWrapperBundle } = await import('../erase/baselines/bundle.js');
+    const { runBaseline, BaselineError, writeBaselineOutput } = await import('../erase/baselines/run.js');
     const { writeFileAtomic } = await import('../io/atomic.js');
     await useBackend();
     const modelName = flags['model'] as string;
@@ -101,12 +100,7 @@ export const baselineCommand: Command = {
     const record = { method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
     let changed;
     try {
-      if (result.kind === 'wrapper') {
-        await writeWrapperBundle({ baseDir: loaded.dir, baseManifest: loaded.manifest, outDir: out, wrapper: result.wrapper, record });
-        changed = { tensors: 0, params: 0, bytes: 0 };
-      } else {
-        changed = await writeErasedBundle({ baseDir: loaded.dir, baseManifest: loaded.manifest, family: loaded.model.family, outDir: out, weights: result.weights, record });
-      }
+      changed = await writeBaselineOutput({ dir: loaded.dir, manifest: loaded.manifest, family: loaded.model.family }, result, out, record);
     } catch (e) {
       throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     } finally {

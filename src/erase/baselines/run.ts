@@ -19,6 +19,7 @@ import { uceEdit } from './uce.js';
 import { FLOWEDIT_PUBLISHED, flowEditWrapper } from './flowedit.js';
 import { EAP_PUBLISHED, runEap } from './eap.js';
 import { selectConcepts } from '../../world/dataset.js';
+import { writeErasedBundle, writeWrapperBundle, type ChangeStats, type ErasureRecord } from './bundle.js';
 
 export const BASELINE_METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit', 'eap'] as const;
 export type BaselineMethod = (typeof BASELINE_METHODS)[number];
@@ -94,3 +95,17 @@ export async function runBaseline(model: BaselineModel, method: BaselineMethod, 
   }
 }
 
+
+/** Write what a baseline produced as a bundle in `outDir`: an erased copy of the base model, or a wrapper bundle. */
+export async function writeBaselineOutput(
+  base: { dir: string; manifest: Record<string, unknown>; family: BaselineModel['family'] },
+  result: BaselineOutput,
+  outDir: string,
+  record: ErasureRecord,
+): Promise<ChangeStats> {
+  if (result.kind === 'wrapper') {
+    await writeWrapperBundle({ baseDir: base.dir, baseManifest: base.manifest, outDir, wrapper: result.wrapper, record });
+    return { tensors: 0, params: 0, totalParams: 0, bytes: 0, totalBytes: 0 };
+  }
+  return writeErasedBundle({ baseDir: base.dir, baseManifest: base.manifest, family: base.family, outDir, weights: result.weights, record });
+}

@@ -60,11 +60,18 @@ export interface EvalOptions {
   modelConcepts?: readonly string[];
 }
 
-/** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
-export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, opts: EvalOptions = {}): Promise<ErasureEval> {
-  const t0 = performance.now();
-  const n = opts.n ?? 12;
-  const seed = opts.seed ?? 0;
+/** A held-out prompt and the concept (or style) it shows. */
+export interface EvalItem {
+  p: string;
+  t: string;
+}
+
+/**
+ * The held-out prompts of an erasure evaluation: erase prompts spread over the targets (held-out
+ * templates and synonyms of their members; a style: held-out captions of random concepts in that
+ * style), near neighbours, and other concepts (neither targets, anchors nor neighbours).
+ */
+export function heldOutEvalItems(sets: Pick<PromptSets, 'targets' | 'neighbours'>, n: number, seed: number, modelConcepts: readonly string[] = selectConcepts(320, 0)): { erase: EvalItem[]; neighbours: EvalItem[]; others: EvalItem[] } {
   const rng = new Rng(mixSeed(seed, 0x6576616c));
   const pick = <T>(xs: T[], k: number): T[] => {
     const a = [...xs];
@@ -74,11 +81,11 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
     }
     return a.slice(0, k);
   };
-  const model_ = opts.modelConcepts ?? selectConcepts(320, 0);
+  const model_ = modelConcepts;
   // Held-out erase prompts, spread over the targets.
-  const erase: { p: string; t: string }[] = [];
+  const erase: EvalItem[] = [];
   for (const t of sets.targets) {
-    const pool: { p: string; t: string }[] = [];
+    const pool: EvalItem[] = [];
     if (t.kind === 'concept') {
       for (const m of t.members) for (const st of [null, ...VENDORS]) for (const r of captionRecords(m, st, 'heldout')) pool.push({ p: r.text, t: m });
     } else {
@@ -94,9 +101,18 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
   const neighbours = sets.neighbours.filter((c) => !excluded.has(c)).slice(0, n).map((c) => ({ p: heldoutCaption(c), t: c }));
   const others = pick(model_.filter((c) => !excluded.has(c) && !sets.neighbours.includes(c)), n).map((c) => ({ p: heldoutCaption(c), t: c }));
 
+  return { erase, neighbours, others };
+}
+
+/** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
+export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, opts: EvalOptions = {}): Promise<ErasureEval> {
+  const t0 = performance.now();
+  const n = opts.n ?? 12;
+  const seed = opts.seed ?? 0;
+  const { erase, neighbours, others } = heldOutEvalItems(sets, n, seed, opts.modelConcepts);
   const sampler = subject.newSampler();
   const masks = fluxMasksFrom(logits, 'binary', 0);
-  const sampleBoth = (items: { p: string; t: string }[], salt: number): { a: RgbImage[]; b: RgbImage[] } => {
+  const sampleBoth = (items: EvalItem[], salt: number): { a: RgbImage[]; b: RgbImage[] } => {
     const seeds = items.map((_, i) => noiseSeed(mixSeed(seed, 0x65, salt), i));
     const prompts = items.map((x) => x.p);
     const ra = sampler.sample(prompts, seeds);
@@ -124,7 +140,7 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
     return s.reduce((x, y) => x + y, 0) / s.length;
   };
   const styleTargets = new Set(sets.targets.filter((t) => t.kind === 'style').map((t) => t.style as string));
-  const group = async (items: { p: string; t: string }[], salt: number, kind: 'erase' | 'keep'): Promise<EvalGroup> => {
+  const group = async (items: EvalItem[], salt: number, kind: 'erase' | 'keep'): Promise<EvalGroup> => {
     const { a, b } = sampleBoth(items, salt);
     const ss = a.map((im, i) => ssim(im, b[i]!));
     const rate = async (imgs: RgbImage[]): Promise<number | null> => {
