@@ -5,7 +5,7 @@
 // sparsity.json, grid.png (original | erased, same noise, on erase / neighbour / preserve
 // prompts), val-STEP.png, summary.json (settings, times, peak memory, loss curve, sparsity,
 // trajectory divergence, held-out evaluation), report.html. Resumable: rerun the same command to continue from --out/checkpoints.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
 
@@ -109,7 +109,7 @@ export const eraseCommand: Command = {
     const { evaluateErasure, pairScores } = await import('../erase/mce/evaluate.js');
     const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
     const { filterPairs } = await import('../erase/mce/prompts.js');
-    const { mceReportHtml } = await import('../erase/mce/report.js');
+    const { writeReport } = await import('../report/run-report.js');
     const { writePng } = await import('../io/png.js');
     const { writeFileAtomic } = await import('../io/atomic.js');
     const backend = await useBackend();
@@ -157,11 +157,9 @@ export const eraseCommand: Command = {
     // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];
     const valSampler = subject.newSampler();
-    const valImages: { step: number; image: import('../generate/flux-emoji.js').RgbImage }[] = [];
     const onEval = async ({ step, logits }: { step: number; logits: Record<string, import('../engine/tf.js').Tensor> }): Promise<void> => {
       if (!valEvery || (step % valEvery !== 0 && step !== iters)) return;
       const image = grids.validationGrid(subject, valSampler, valPrompts, seed, logits);
-      valImages.push({ step, image });
       await savePng(`val-${String(step).padStart(5, '0')}.png`, image);
     };
     let peak = process.memoryUsage().rss;
@@ -220,21 +218,11 @@ export const eraseCommand: Command = {
       acceptance,
     };
     await writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 1) + '\n');
-    await writeFileAtomic(join(out, 'report.html'), mceReportHtml({
-      title: `mce erase: ${sets.targets.map((t) => t.name).join(' + ')} (${modelName})`,
-      settings: summary.settings as unknown as Record<string, unknown>,
-      history: res.history,
-      sparsity: rep,
-      divergence: ba.divergence,
-      grid: ba.grid ? { image: ba.grid, rows: ba.rows } : null,
-      validation: valImages,
-      evaluation,
-      acceptance,
-      seconds: (performance.now() - t0) / 1000,
-    }));
+    // The report is built from the files just written, exactly as `mce report OUT` builds it.
+    await writeReport(out);
     subject.dispose();
     log(`mce erase: done in ${trainSeconds.toFixed(1)} s; pruned ${rep.groups.map((g) => `${g.group} ${(100 * g.fraction).toFixed(1)}%`).join(', ')} -> ${out}`);
-    await writeFile(join(out, '.done'), '');
+    await writeFileAtomic(join(out, '.done'), '');
     return 0;
   },
 };

@@ -2,7 +2,7 @@
 // merge, sparsity), objectives on the final output with checkpointed backprop through every step
 // (FLUX + Euler in objective.ts, SD-style UNet + DDIM in unet.ts), the trainer, prompt sets,
 // mask files, folding masks into checkpoints (FLUX and UNet) or into a loaded model
-// (masked-model.ts), held-out evaluation and the HTML report; the model being erased whatever its
+// (masked-model.ts), held-out evaluation (the HTML report is report/erase-run.ts); the model being erased whatever its
 // family (subject.ts) and the run's grids (grids.ts).
 export * from './hardconcrete.js';
 export * from './masks.js';
@@ -16,6 +16,5 @@ export * from './apply-unet.js';
 export * from './masked-model.js';
 export * from './evaluate.js';
 export * from './acceptance.js';
-export * from './report.js';
 export * from './subject.js';
 export * from './grids.js';

@@ -1,0 +1,52 @@
+// `mce report RUN_DIR`: one self-contained HTML page for a run folder, whatever wrote it: an erase
+// run (summary.json from `mce erase`), a baseline bundle (manifest.json with an erasure record), a
+// results folder (results.jsonl). A folder that is several of these gets a section for each. The
+// page depends only on the folder's files (no clock, no host details), so the same folder gives
+// the same bytes; `mce erase` writes its report.html through this too.
+import { existsSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import { baselineSection, baselineTitle, readBaselineBundle } from './baseline-bundle.js';
+import { eraseRunSection, eraseRunTitle, readEraseSummary } from './erase-run.js';
+import { esc, page } from './html.js';
+import { jsonlTable, readJsonl } from './jsonl-table.js';
+import { ReportError } from './report-error.js';
+
+export const REPORT_FILE = 'report.html';
+export const RESULTS_FILE = 'results.jsonl';
+
+/** The report page for `dir`. */
+export function buildReport(dir: string): { title: string; html: string; kinds: string[] } {
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    throw new ReportError(`${dir}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (!isDir) throw new ReportError(`${dir}: not a folder (give a run folder)`);
+  const sections: { kind: string; title: string; body: string }[] = [];
+  const erase = readEraseSummary(dir);
+  if (erase) sections.push({ kind: 'erase run', title: eraseRunTitle(erase), body: eraseRunSection(dir, erase) });
+  const bundle = readBaselineBundle(dir);
+  if (bundle) sections.push({ kind: 'baseline bundle', title: baselineTitle(bundle), body: baselineSection(bundle) });
+  if (existsSync(join(dir, RESULTS_FILE))) {
+    sections.push({ kind: 'results', title: `results: ${basename(dir)}`, body: jsonlTable(readJsonl(join(dir, RESULTS_FILE)), RESULTS_FILE) });
+  }
+  if (!sections.length) {
+    throw new ReportError(`${dir}: nothing to report (no summary.json from mce erase, no manifest.json with an erasure record, no ${RESULTS_FILE})`);
+  }
+  const title = sections.map((s) => s.title).join('; ');
+  const body = sections.length === 1 ? sections[0]!.body : sections.map((s) => `<h1>${esc(s.title)}</h1>\n${s.body}`).join('\n');
+  return { title, html: page(title, body), kinds: sections.map((s) => s.kind) };
+}
+
+/** Write the report of `dir` to `out` (default: DIR/report.html) atomically; returns the path and what it covered. */
+export async function writeReport(dir: string, out: string = join(dir, REPORT_FILE)): Promise<{ path: string; kinds: string[]; bytes: number }> {
+  const r = buildReport(dir);
+  try {
+    await writeFileAtomic(out, r.html);
+  } catch (e) {
+    throw new ReportError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  return { path: out, kinds: r.kinds, bytes: Buffer.byteLength(r.html) };
+}
