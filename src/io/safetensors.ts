@@ -221,9 +221,13 @@ export class SafetensorsFile implements Header {
     return viewAs(this.entry(name).dtype, await this.readRaw(name));
   }
 
-  /** The tensor converted to float32, whatever its dtype. */
-  async readFloat32(name: string): Promise<Float32Array> {
-    return toFloat32(this.entry(name).dtype, await this.readRaw(name));
+  /**
+   * The tensor converted to float32, whatever its dtype. NaN or Inf values are an error (see
+   * checkFinite) unless `finite: false` asks for the values exactly as decoded.
+   */
+  async readFloat32(name: string, opts: { finite?: boolean } = {}): Promise<Float32Array> {
+    const data = toFloat32(this.entry(name).dtype, await this.readRaw(name));
+    return opts.finite === false ? data : checkFinite(this.path, name, data);
   }
 
   /** Every tensor in data order (sequential reads), one at a time, as raw bytes. */
@@ -242,6 +246,24 @@ export class SafetensorsFile implements Header {
   }
 }
 
+/**
+ * Refuse float32 values that are NaN or Inf: weights, masks and training state are never meant to
+ * hold them, and a model loaded with one produces NaN images far from the cause. Returns `data`.
+ */
+export function checkFinite(path: string, name: string, data: Float32Array): Float32Array {
+  let bad = 0;
+  let first = -1;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (v - v !== 0) { // NaN - NaN and Inf - Inf are NaN; every finite v gives 0
+      if (first < 0) first = i;
+      bad++;
+    }
+  }
+  if (bad) throw new SafetensorsError(path, `tensor '${name}' has ${bad} non-finite value(s) (NaN or Inf), the first at index ${first} (${data[first]}): the weights are broken`);
+  return data;
+}
+
 /** A tensor read into memory as float32; `dtype` is what the file stored. */
 export interface Float32Tensor {
   dtype: Dtype;
@@ -249,7 +271,7 @@ export interface Float32Tensor {
   data: Float32Array;
 }
 
-/** Read a whole (small) file into a name -> float32 tensor record. */
+/** Read a whole (small) file into a name -> float32 tensor record (NaN or Inf values are an error). */
 export async function loadFloat32(path: string): Promise<{ tensors: Record<string, Float32Tensor>; metadata: Record<string, string> }> {
   const f = await SafetensorsFile.open(path);
   try {
@@ -263,7 +285,7 @@ export async function loadFloat32(path: string): Promise<{ tensors: Record<strin
     for (const name of f.names) {
       const { dtype, shape, offsets: [begin, end] } = f.entry(name);
       const n = numel(shape);
-      tensors[name] = { dtype, shape, data: toFloat32(dtype, data.subarray(begin, end), floats.subarray(at, at + n)) };
+      tensors[name] = { dtype, shape, data: checkFinite(path, name, toFloat32(dtype, data.subarray(begin, end), floats.subarray(at, at + n))) };
       at += n;
     }
     return { tensors, metadata: f.metadata };

@@ -265,7 +265,7 @@ describe('write and read back', () => {
       assert.deepEqual(await f.readFloat32('a32'), values);
       const h = (await f.read('a16')) as Uint16Array;
       assert.deepEqual([...h], [...values].map(floatToF16Bits));
-      assert.deepEqual([...(await f.readFloat32('a16'))], [...values].map((v) => f16BitsToFloat(floatToF16Bits(v))));
+      assert.deepEqual([...(await f.readFloat32('a16', { finite: false }))], [...values].map((v) => f16BitsToFloat(floatToF16Bits(v)))); // -1e30 overflows F16 to -Inf
       assert.deepEqual([...((await f.read('abf')) as Uint16Array)], [...values].map(floatToBf16Bits));
       assert.deepEqual([...(await f.readFloat32('abf'))], [...values].map((v) => bf16BitsToFloat(floatToBf16Bits(v))));
       assert.deepEqual(f.entry('abf').shape, [4, 2]);
