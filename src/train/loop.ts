@@ -6,7 +6,8 @@
 //       batch <- batchFn(ctx, Rng(seed, k, j))        the data depends only on (seed, k, j)
 //       loss, grads <- lossFn under tf.variableGrads  (or gradFn, e.g. checkpointed backprop)
 //     grads <- mean over micro-batches; stop on NaN/Inf loss or gradients
-//     AdamW step (clipping inside), progress line, eval every K, checkpoint every K and at the end
+//     AdamW step (clipping inside); stop if it made a parameter NaN/Inf
+//     progress line, eval every K, checkpoint every K and at the end
 //
 // Because every random draw is a pure function of (seed, step, micro-batch) and the checkpoint holds
 // the parameters and optimizer state exactly, a run killed and resumed from its last checkpoint
@@ -155,6 +156,19 @@ export interface TrainResult {
 
 function nonFinite(x: number): string | null {
   return Number.isNaN(x) ? 'NaN' : Number.isFinite(x) ? null : 'Inf';
+}
+
+/** The name of the first parameter holding a NaN or Inf, or null. One host sync: x * 0 is 0 for every finite x, NaN otherwise. */
+function firstNonFiniteParam(vars: readonly tf.Variable[], names: readonly string[]): string | null {
+  const zeroIfFinite = (ts: readonly tf.Tensor[]): number => {
+    const t = tf.tidy(() => tf.addN(ts.map((v) => tf.sum(tf.mul(v, 0)))));
+    const x = t.dataSync()[0]!;
+    t.dispose();
+    return x;
+  };
+  if (!vars.length || zeroIfFinite(vars) === 0) return null;
+  for (let i = 0; i < vars.length; i++) if (zeroIfFinite([vars[i]!]) !== 0) return names[i]!;
+  return names[0]!;
 }
 
 function disposeAll(grads: Grads | null): void {
@@ -360,6 +374,13 @@ export async function train<B>(opts: TrainOptions<B>): Promise<TrainResult> {
         const bad = nonFinite(gradNorm);
         if (bad) throw new TrainError(stopMessage(k + 1, `the gradients are ${bad}`, { loss, ...terms }));
         const report = optimizer.step(acc ?? {}, { gradNorm });
+        // Finite gradients can still overflow the update (a huge learning rate): stop before this
+        // step's parameters reach a hook, an export or a checkpoint, so the last checkpoint stays good.
+        const badParam = firstNonFiniteParam(varList, trainable);
+        if (badParam) {
+          const ck = lastCheckpoint ? `last good checkpoint: ${lastCheckpoint} (step ${savedStep})` : 'no checkpoint was saved';
+          throw new TrainError(`training stopped at step ${k + 1}/${total}: the update made parameter '${badParam}' NaN or Inf (loss ${formatNumber(loss)}, gradient norm ${formatNumber(gradNorm)}; learning rate too high?); nothing from this step was saved; ${ck}`);
+        }
         info = { step: k + 1, total, epoch: epochOf(k + 1), loss, terms, gradNorm, clipCoef: report.clipCoef, lr: report.lr };
       } finally {
         disposeAll(acc);
