@@ -195,13 +195,25 @@ function causalBias(t: number): Tensor {
 export function textEncoderForward(p: TextEncoderParams, w: Readonly<Record<string, Tensor>>, input: EncodedPrompts): TextEncoding {
   const { batch: b, length: t } = input;
   if (t !== p.context_length) throw new Error(`text encoder: prompts have ${t} tokens, the model takes ${p.context_length}`);
-  const d = p.width;
+  const x = tf.tidy(() => tf.gather(w['token_embedding.weight']!, tf.tensor1d(input.rows, 'int32')).reshape([b, t, p.width]));
+  const out = textEncoderFromEmbeddings(p, w, x, input.eot);
+  x.dispose();
+  return out;
+}
+
+/**
+ * The encoder forward from input token embeddings [B, T, width] (the token_embedding rows, before
+ * the positional embedding) and each prompt's EOT position: differentiable in the embeddings too,
+ * so attacks can optimise soft prompts (attacks/embeddings.ts).
+ */
+export function textEncoderFromEmbeddings(p: TextEncoderParams, w: Readonly<Record<string, Tensor>>, tokens: Tensor, eot: Int32Array): TextEncoding {
+  const [b, t, d] = tokens.shape as [number, number, number];
+  if (t !== p.context_length) throw new Error(`text encoder: prompts have ${t} tokens, the model takes ${p.context_length}`);
+  if (d !== p.width) throw new Error(`text encoder: token embeddings have width ${d}, the model takes ${p.width}`);
   const h = p.heads;
   const hd = d / h;
   const [txt, y] = tf.tidy(() => {
-    const ids = tf.tensor1d(input.rows, 'int32');
-    let x = tf.gather(w['token_embedding.weight']!, ids).reshape([b, t, d]);
-    x = tf.add(x, w['positional_embedding']!);
+    let x = tf.add(tokens, w['positional_embedding']!);
     const bias = causalBias(t);
     for (let i = 0; i < p.layers; i++) {
       const pre = `transformer.resblocks.${i}`;
@@ -216,7 +228,7 @@ export function textEncoderForward(p: TextEncoderParams, w: Readonly<Record<stri
       x = tf.add(x, linear(hid, w[`${pre}.mlp.c_proj.weight`]!, w[`${pre}.mlp.c_proj.bias`]));
     }
     const txt = layerNorm(x, 1e-5, w['ln_final.weight'], w['ln_final.bias']);
-    const onehot = tf.oneHot(tf.tensor1d(input.eot, 'int32'), t).toFloat().reshape([b, t, 1]);
+    const onehot = tf.oneHot(tf.tensor1d(eot, 'int32'), t).toFloat().reshape([b, t, 1]);
     const y = tf.sum(tf.mul(txt, onehot), 1);
     return [txt, y];
   });
