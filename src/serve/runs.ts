@@ -1,0 +1,113 @@
+// The runs folder as the lab sees it: erase runs (folders with summary.json and masks.safetensors,
+// as `mce erase` writes them) and benchmark results (`mce bench` JSON: an array of workload
+// records). Read only: the server never rewrites a finished run.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { HttpError } from './http.js';
+import { RUN_NAME } from './limits.js';
+
+export interface RunListing {
+  name: string;
+  concepts: string[];
+  model: string;
+  family: string;
+  iters: number | null;
+  steps: number | null;
+  /** Fraction of masked units pruned, over all layers. */
+  pruned: number | null;
+  /** Detection rate of the target before and after erasure, when the run evaluated it. */
+  detection: { before: number; after: number } | null;
+}
+
+export interface BenchListing {
+  /** The results file, relative to the runs folder. */
+  file: string;
+  records: Record<string, unknown>[];
+}
+
+export interface RunDetail {
+  name: string;
+  dir: string;
+  summary: Record<string, unknown>;
+  /** Per-layer sparsity from sparsity.json (name, group, units, pruned, fraction). */
+  layers: Record<string, unknown>[];
+  /** PNG files in the run folder, for the page to show. */
+  images: string[];
+}
+
+function readJson(path: string): unknown {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/** Is `dir` a finished erase run? (a summary from `mce erase` and the masks it wrote) */
+function eraseSummary(dir: string): Record<string, unknown> | undefined {
+  if (!existsSync(join(dir, 'masks.safetensors'))) return undefined;
+  const s = readJson(join(dir, 'summary.json'));
+  return obj(s)['command'] === 'mce erase' ? obj(s) : undefined;
+}
+
+function listing(name: string, s: Record<string, unknown>): RunListing {
+  const settings = obj(s['settings']);
+  const ev = obj(obj(s['evaluation'])['erase']);
+  const before = num(ev['before']);
+  const after = num(ev['after']);
+  return {
+    name,
+    concepts: Array.isArray(s['concepts']) ? s['concepts'].map((c) => String(obj(c)['name'] ?? c)) : [],
+    model: String(s['model'] ?? ''),
+    family: String(s['family'] ?? ''),
+    iters: num(settings['iters']),
+    steps: num(obj(settings['sampler'])['steps']),
+    pruned: num(obj(obj(s['sparsity'])['total'])['fraction']),
+    detection: before !== null && after !== null ? { before, after } : null,
+  };
+}
+
+function benchRecords(path: string): Record<string, unknown>[] | undefined {
+  const v = readJson(path);
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  return v.every((r) => typeof obj(r)['name'] === 'string' && 'ours_ms' in obj(r)) ? (v as Record<string, unknown>[]) : undefined;
+}
+
+/** Every erase run and benchmark result directly under `runsDir` (sorted by name). */
+export function listRuns(runsDir: string): { runs: RunListing[]; bench: BenchListing[] } {
+  const runs: RunListing[] = [];
+  const bench: BenchListing[] = [];
+  if (!existsSync(runsDir)) return { runs, bench };
+  for (const e of readdirSync(runsDir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+    if (e.isDirectory() && RUN_NAME.test(e.name)) {
+      const s = eraseSummary(join(runsDir, e.name));
+      if (s) runs.push(listing(e.name, s));
+      const records = benchRecords(join(runsDir, e.name, 'results.json'));
+      if (records) bench.push({ file: `${e.name}/results.json`, records });
+    } else if (e.isFile() && e.name.endsWith('.json')) {
+      const records = benchRecords(join(runsDir, e.name));
+      if (records) bench.push({ file: e.name, records });
+    }
+  }
+  return { runs, bench };
+}
+
+/** The folder of erase run `name`, or 404. `name` must already be a valid run name. */
+export function runDir(runsDir: string, name: string): string {
+  if (!RUN_NAME.test(name)) throw new HttpError(400, `run name must match ${RUN_NAME.source}`);
+  const dir = join(runsDir, name);
+  if (!existsSync(dir) || !statSync(dir).isDirectory() || !eraseSummary(dir)) throw new HttpError(404, `no erase run '${name}'`);
+  return dir;
+}
+
+export function readRun(runsDir: string, name: string): RunDetail {
+  const dir = runDir(runsDir, name);
+  const summary = eraseSummary(dir)!;
+  const sparsity = obj(readJson(join(dir, 'sparsity.json')));
+  const layers = Array.isArray(sparsity['layers']) ? (sparsity['layers'] as Record<string, unknown>[]) : [];
+  const images = readdirSync(dir).filter((f) => f.endsWith('.png')).sort();
+  return { name, dir, summary, layers, images };
+}
