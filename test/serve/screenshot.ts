@@ -1,0 +1,30 @@
+// The README's screenshot of the lab (docs/serve.png): the lab on a runs folder, one run opened,
+// a comparison generated and the trajectory scrubbed to its middle step.
+//   node --import tsx test/serve/screenshot.ts RUNS_DIR RUN OUT.png [PROMPT] [SEED]
+import { startLab } from '../../src/serve/server.js';
+import { launchChromium } from './chromium.js';
+
+const [runs, run, out, prompt, seed] = process.argv.slice(2);
+if (!runs || !run || !out) throw new Error('usage: screenshot.ts RUNS_DIR RUN OUT.png [PROMPT] [SEED]');
+const lab = await startLab({ runsDir: runs, port: 0 });
+const browser = await launchChromium();
+try {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 1100 } });
+  await page.goto(lab.url);
+  await page.click(`button.run[data-name="${run}"]`);
+  await page.waitForSelector(`button.run.active[data-name="${run}"]`);
+  if (prompt) await page.fill('#prompt', prompt);
+  if (seed) await page.fill('#seed', seed);
+  await page.click('#generate');
+  await page.waitForSelector('#trajectory:not([hidden])', { timeout: 120_000 });
+  await page.$eval('#scrub', (el) => {
+    const s = el as HTMLInputElement;
+    s.value = String(Math.floor(Number(s.max) / 2));
+    s.dispatchEvent(new Event('input'));
+  });
+  await page.screenshot({ path: out, fullPage: false });
+  process.stdout.write(`wrote ${out}\n`);
+} finally {
+  await browser.close();
+  await lab.close();
+}
