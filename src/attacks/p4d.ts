@@ -4,7 +4,8 @@
 //   loss = || p_erased(x_t, t, adv) - p_original(x_t, t, concept) ||^2
 // with x_t a state of the original model's own (CFG) sampling of the concept prompt at a random
 // step, p the noise (UNet) or velocity (FLUX), both conditional. The tokens are hard, by PEZ's
-// projection (prompt-optimiser.ts). One search per concept prompt; the found prompts are then
+// projection (prompt-optimiser.ts); of the prompts the search visits, the one with the lowest
+// objective over every state is kept. One search per concept prompt; the found prompts are then
 // generated on the attacked model and the classifier says whether the concept came back.
 // Published: prompt_len 16, lr 0.1, weight decay 0.1 (PEZ's AdamW), 3000 iterations. Used: as many
 // tokens as the text encoder's context holds (flux-emoji: 16 - SOT - EOT = 14), the iterations of
@@ -13,7 +14,7 @@ import { tf, type Tensor } from '../engine/tf.js';
 import { Rng, mixSeed } from '../engine/rng.js';
 import { disposeCond, guidedPredict, type BaselineModel } from '../erase/baselines/family.js';
 import type { ErasureTarget } from '../world/targets.js';
-import { layoutText, slotLayout, textEncoderOf } from './embeddings.js';
+import { layoutText, slotCond, slotLayout, textEncoderOf, type SlotLayout } from './embeddings.js';
 import { measureDetection } from './measure.js';
 import { conceptPrompts, tokenSpace } from './tokens.js';
 import { optimiseSlots, type SlotSearchResult } from './prompt-optimiser.js';
@@ -74,6 +75,15 @@ export function teacherStates(original: BaselineModel, prompt: string, steps: nu
   return out;
 }
 
+/** P4D's objective over every teacher state (all steps, all trajectories): how a found prompt is chosen. */
+export function p4dObjective(erased: BaselineModel, layout: SlotLayout, vecs: Tensor, pool: readonly { x: Tensor; target: Tensor; t: number }[]): number {
+  const cond = slotCond(erased, layout, vecs, pool[0]!.x.shape[0]!);
+  let total = 0;
+  for (const s of pool) total += tf.tidy(() => mse(erased.predict(s.x, s.t, cond), s.target).dataSync()[0]!);
+  disposeCond(cond);
+  return total / pool.length;
+}
+
 /** One P4D-N search: the hard prompt whose erased-model predictions best match the original's. */
 export function p4dSearch(erased: BaselineModel, original: BaselineModel, o: P4dSearch): SlotSearchResult & { text: string } {
   const enc = textEncoderOf(erased);
@@ -94,6 +104,7 @@ export function p4dSearch(erased: BaselineModel, original: BaselineModel, o: P4d
         const target = st.target.slice([first], [b]);
         return mse(erased.predict(x, st.t, cond), target);
       },
+      select: (vecs) => p4dObjective(erased, layout, vecs, pool),
       onStep: o.onStep,
     });
     return { ...r, text: layoutText(enc, layout, r.rows) };

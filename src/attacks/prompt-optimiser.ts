@@ -3,7 +3,9 @@
 //   hard (PEZ, Wen et al. 2023; P4D and UnlearnDiffAtk build on it): keep continuous slot vectors,
 //        and every iteration project them onto the nearest vocabulary rows, take the loss and its
 //        gradient AT the projection, and apply that gradient to the continuous vectors (AdamW).
-//        The result is the projected prompt with the lowest loss seen (as P4D keeps its best).
+//        The result is the projected prompt with the lowest loss seen (as P4D keeps its best);
+//        with `select`, by that score instead: each iteration's loss is on its own random batch,
+//        so the lowest of them mostly picks the luckiest batch, not the best prompt.
 //   soft (textual inversion): optimise the vectors themselves; the result is the last vectors.
 // Deterministic: the initial tokens come from the seed, the attack's loss draws its own batches
 // from (seed, iteration).
@@ -29,6 +31,8 @@ export interface SlotSearch {
   init?: Int32Array;
   /** The attack's objective for the conditioning at iteration `it` (called inside the tape). */
   loss: (cond: Cond, it: number) => tf.Scalar;
+  /** Hard mode: score of projected slot vectors [S, D] on fixed draws (lower is better; each distinct prompt scored once). */
+  select?: (vecs: Tensor) => number;
   /** Called after every iteration (progress lines). */
   onStep?: (it: number, loss: number) => void;
 }
@@ -38,7 +42,7 @@ export interface SlotSearchResult {
   rows: Int32Array;
   /** Soft mode: the learned vectors [S * D]; hard mode: the rows' embeddings. */
   vectors: Float32Array;
-  /** Loss of the result (hard: the best iteration's; soft: the last). */
+  /** Loss of the result (hard: its `select` score, else the best iteration's loss; soft: the last iteration's). */
   loss: number;
   /** Loss per iteration (hard: at the projection). */
   losses: number[];
@@ -60,6 +64,18 @@ export function optimiseSlots(o: SlotSearch): SlotSearchResult {
   const opt = new AdamW({ slots: soft }, { lr: o.lr, weightDecay: o.weightDecay });
   const losses: number[] = [];
   let best = { rows: init, loss: Infinity };
+  const scored = new Map<string, number>();
+  const scoreOf = (rows: Int32Array): number => {
+    const key = rows.join(',');
+    let v = scored.get(key);
+    if (v === undefined) {
+      const vecs = rowEmbeddings(enc, rows);
+      v = o.select!(vecs);
+      vecs.dispose();
+      scored.set(key, v);
+    }
+    return v;
+  };
   const lossOf = (it: number) => (vecs: Tensor): tf.Scalar => {
     const cond = slotCond(o.model, o.layout, vecs, o.batch);
     const l = o.loss(cond, it);
@@ -77,7 +93,10 @@ export function optimiseSlots(o: SlotSearch): SlotSearchResult {
       opt.step({ slots: grads[0]! });
       tf.dispose(grads);
       losses.push(loss);
-      if (rows && loss < best.loss) best = { rows, loss };
+      if (rows) {
+        const score = o.select ? scoreOf(rows) : loss;
+        if (score < best.loss) best = { rows, loss: score };
+      }
       o.onStep?.(it, loss);
     }
     if (o.mode === 'hard') {

@@ -11,6 +11,7 @@ import { textEncoderForward, textEncoderFromEmbeddings } from '../../src/models/
 import { disposeCond } from '../../src/erase/baselines/family.js';
 import { layoutText, nearestRows, rowEmbeddings, slotCond, slotLayout } from '../../src/attacks/embeddings.js';
 import { tokenSpace } from '../../src/attacks/tokens.js';
+import { optimiseSlots } from '../../src/attacks/prompt-optimiser.js';
 import { tinyText, tinyTextFlux, tinyTextUnet } from './tiny-text.js';
 
 const maxDiff = (a: Tensor, b: Tensor): number => {
@@ -117,5 +118,29 @@ test('slotLayout cuts the words after the slots to fit, and refuses slots that c
   assert.deepEqual(l.slots, [2, 3, 4, 5]);
   assert.equal(l.after, 'green tree in');
   assert.throws(() => slotLayout(enc, 'a red', 8, ''), /does not fit/);
+  enc.dispose();
+});
+
+test('PEZ search finds a hidden prompt from the text features alone (from some starts), and always gets much closer', async () => {
+  await useBackend();
+  const enc = tinyText();
+  const model = tinyTextFlux(enc);
+  const space = tokenSpace(enc);
+  const layout = slotLayout(enc, 'a', 2, '');
+  const hidden = enc.tokenizer.one('a blue car');
+  const goal = model.encode(['a blue car']);
+  // Measured: seed 1 'a blue car' 0.284 -> 0; seed 2 'a blue balloon' 0.235 -> 0.062; seed 3 'a blue green' 0.782 -> 0.017.
+  const found: string[] = [];
+  for (const seed of [1, 2, 3]) {
+    const r = optimiseSlots({
+      model, layout, allowed: space.rows, mode: 'hard', iters: 40, lr: 0.1, weightDecay: 0, seed, batch: 1,
+      loss: (c) => tf.add(tf.mean(tf.square(tf.sub(c.txt, goal.txt))), tf.mean(tf.square(tf.sub(c.y!, goal.y!)))) as tf.Scalar,
+    });
+    assert.ok(r.loss < r.losses[0]! / 3, `seed ${seed}: loss ${r.losses[0]} -> ${r.loss}`);
+    if (r.rows.every((row, i) => row === hidden.rows[2 + i])) found.push(`seed ${seed}`);
+  }
+  assert.ok(found.length >= 1, 'no start found the hidden words');
+  disposeCond(goal);
+  model.dispose();
   enc.dispose();
 });

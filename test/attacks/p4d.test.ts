@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf.js';
 import { useBackend } from '../../src/engine/backend.js';
-import { disposeCond, type BaselineModel } from '../../src/erase/baselines/family.js';
-import { rowEmbeddings, slotCond, slotLayout } from '../../src/attacks/embeddings.js';
-import { p4dSearch, teacherStates, type P4dSettings } from '../../src/attacks/p4d.js';
+import type { BaselineModel } from '../../src/erase/baselines/family.js';
+import { rowEmbeddings, slotLayout } from '../../src/attacks/embeddings.js';
+import { p4dObjective, p4dSearch, teacherStates, type P4dSettings } from '../../src/attacks/p4d.js';
 import { randomRows } from '../../src/attacks/prompt-optimiser.js';
 import { tokenSpace } from '../../src/attacks/tokens.js';
 import { tinyText, tinyTextFlux, tinyTextUnet } from './tiny-text.js';
@@ -17,16 +17,11 @@ const RUN = { prompt: 'an emoji of a kitchen knife', settings: SETTINGS, steps: 
 
 /** P4D's objective of slot rows over every teacher state (not the search's sampled batches). */
 function objective(erased: BaselineModel, original: BaselineModel, rows: Int32Array): number {
-  const enc = erased.text!;
-  const layout = slotLayout(enc, '', rows.length, '');
   const pool = teacherStates(original, RUN.prompt, RUN.steps, RUN.cfg, SETTINGS.latents, RUN.seed);
-  const vecs = rowEmbeddings(enc, rows);
-  const cond = slotCond(erased, layout, vecs, SETTINGS.latents);
-  let total = 0;
-  for (const s of pool) total += tf.tidy(() => tf.mean(tf.square(tf.sub(erased.predict(s.x, s.t, cond), s.target))).dataSync()[0]!);
-  disposeCond(cond);
+  const vecs = rowEmbeddings(erased.text!, rows);
+  const v = p4dObjective(erased, slotLayout(erased.text!, '', rows.length, ''), vecs, pool);
   tf.dispose([vecs, ...pool.flatMap((s) => [s.x, s.target])]);
-  return total / pool.length;
+  return v;
 }
 
 for (const family of ['flow', 'diffusion'] as const) {
@@ -42,6 +37,7 @@ for (const family of ['flow', 'diffusion'] as const) {
     const r = p4dSearch(erased, original, RUN);
     assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
     assert.equal(r.losses.length, SETTINGS.iters);
+    assert.ok(Math.abs(r.loss - objective(erased, original, r.rows)) < 1e-9, 'the reported loss is the objective over all states');
     assert.equal(r.rows.length, SETTINGS.tokens);
     const space = tokenSpace(enc);
     for (const row of r.rows) assert.ok(space.rows.includes(row), `row ${row} is a searchable token`);
