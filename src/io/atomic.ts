@@ -115,3 +115,17 @@ export function writeFileAtomicSync(path: string, data: string | Uint8Array): vo
     try { fs.fsyncSync(d); } finally { fs.closeSync(d); }
   } catch { /* best effort, as above */ }
 }
+
+/** Copy `src` to `dest` atomically: a copy under a temporary name beside `dest`, flushed, then renamed. */
+export function copyFileAtomicSync(src: string, dest: string): void {
+  const tempPath = tempPathFor(dest);
+  try {
+    fs.copyFileSync(src, tempPath, fs.constants.COPYFILE_EXCL);
+    const fd = fs.openSync(tempPath, 'r+');
+    try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
+    fs.renameSync(tempPath, dest);
+  } catch (e) {
+    try { fs.unlinkSync(tempPath); } catch { /* never created, or already renamed */ }
+    throw e;
+  }
+}

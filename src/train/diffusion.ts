@@ -18,7 +18,7 @@
 // The run folder holds resumable checkpoints (train/loop.ts); every `exportEvery` steps and at the
 // end the shipped files are (re)written: unet.safetensors (diffusers names, BF16),
 // text_encoder.safetensors, a copy of the autoencoder (ae.safetensors), manifest.json.
-import { copyFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { tf, type Tensor } from '../engine/tf.js';
 import { randnArray } from '../engine/rng.js';
@@ -28,6 +28,7 @@ import { initUnetWeights, unetForward, unetParamSpecs, countUnetParams, type Une
 import { qSample, sdDiffusionSchedule } from '../sampling/diffusion-schedule.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { sha256 } from '../world/util.js';
+import { copyFileAtomicSync } from '../io/atomic.js';
 import { SD_EMOJI_FORMAT } from '../generate/sd-emoji.js';
 import type { Params } from './optim.js';
 import type { TrainResult } from './loop.js';
@@ -220,7 +221,7 @@ export async function exportDiffusionModel(
   let aeTraining: unknown = null;
   if (cfg.latent.kind === 'ae') {
     const dst = join(cfg.out, 'ae.safetensors');
-    if (resolve(cfg.latent.ae) !== resolve(dst)) copyFileSync(cfg.latent.ae, dst);
+    if (resolve(cfg.latent.ae) !== resolve(dst)) copyFileAtomicSync(cfg.latent.ae, dst);
     files['ae.safetensors'] = fileInfo(dst);
     const aeJson = join(dirname(cfg.latent.ae), 'ae.json');
     if (existsSync(aeJson)) aeTraining = JSON.parse(readFileSync(aeJson, 'utf8'));

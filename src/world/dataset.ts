@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { type Concept, loadCatalogue } from './catalogue.js';
 import { conceptsNeededBy } from './targets.js';
 import { loadIconSet, renderSvg, rendererVersion, VENDORS, type Vendor } from './vendors.js';
@@ -244,10 +245,11 @@ export function buildDataset(cfg: DatasetConfig): Dataset {
   const tmp = join(root, `.${key}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   fs.mkdirSync(tmp);
   try {
-    fs.writeFileSync(join(tmp, 'images.u8'), images);
-    fs.writeFileSync(join(tmp, 'index.json'), indexText);
-    fs.writeFileSync(join(tmp, 'manifest.json'), stableStringify(manifest, 2) + '\n');
-    fs.writeFileSync(join(tmp, 'build.json'), JSON.stringify(build, null, 2) + '\n');
+    // Each file flushed to disk (writeFileAtomicSync) before the folder's rename publishes them.
+    writeFileAtomicSync(join(tmp, 'images.u8'), images);
+    writeFileAtomicSync(join(tmp, 'index.json'), indexText);
+    writeFileAtomicSync(join(tmp, 'manifest.json'), stableStringify(manifest, 2) + '\n');
+    writeFileAtomicSync(join(tmp, 'build.json'), JSON.stringify(build, null, 2) + '\n');
     try {
       fs.renameSync(tmp, dir);
     } catch (e) {

@@ -6,9 +6,9 @@
 //                   samples with it, e.g. SLD's safe guidance).
 // Both manifests get an `erasure` record: the method, its settings, the base model's name and
 // file hashes, and what changed (tensors, parameters, stored bytes).
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../io/atomic.js';
+import { copyFileAtomicSync, writeFileAtomic } from '../../io/atomic.js';
 import { encodeTensor, SafetensorsFile, writeSafetensors, type WriteTensor } from '../../io/safetensors.js';
 import { sha256 } from '../../world/util.js';
 import type { Family } from './family.js';
@@ -45,7 +45,7 @@ function copyBundle(baseDir: string, outDir: string, skip: readonly string[]): v
   mkdirSync(outDir, { recursive: true });
   for (const f of readdirSync(baseDir)) {
     if (skip.includes(f) || f === 'manifest.json' || !statSync(join(baseDir, f)).isFile()) continue;
-    copyFileSync(join(baseDir, f), join(outDir, f));
+    copyFileAtomicSync(join(baseDir, f), join(outDir, f));
   }
 }
 
