@@ -3,12 +3,14 @@
 // results.jsonl folder get their own sections; bad folders fail with one line.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../cli/run.js';
 import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
 import { useBackend } from '../../src/engine/backend.js';
+import { CHROMIUM, haveChromium, launchChromium } from '../serve/chromium.js';
+import { pathToFileURL } from 'node:url';
 
 const dir = mkdtempSync(join(tmpdir(), 'mce-report-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -26,9 +28,10 @@ const ready = (async () => {
   await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'kitchen knife', 'spoon', 'dagger', 'in noto style']);
 })();
 
+const run = join(dir, 'erase');
+
 test('report on an erase run: same bytes as the report.html mce erase wrote; grid, validation grids and plots inlined', async () => {
   await ready;
-  const run = join(dir, 'erase');
   const e = await runCli(['erase', '--model', base, '--concept', 'kitchen knife', '--iters', '4', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--val-every', '2', '--out', run]);
   assert.equal(e.code, 0, e.err);
   const written = readFileSync(join(run, 'report.html'));
@@ -53,6 +56,38 @@ test('report on an erase run: same bytes as the report.html mce erase wrote; gri
   assert.equal(again.code, 0, again.err);
   assert.ok(written.equals(readFileSync(join(run, 'report.html'))));
   assert.deepEqual(readdirSync(run).filter((f) => f.endsWith('.tmp')), [], 'no temporary files left');
+});
+
+// Skipped only where no Chromium is installed, and never in CI (.ci/run sets MCE_REQUIRE_BROWSER).
+const browserRequired = process.env['MCE_REQUIRE_BROWSER'] === '1';
+
+test('the erase report opens offline in headless Chromium: every image decodes, the plots render, nothing is fetched', { skip: !browserRequired && !haveChromium() && `no Chromium at ${CHROMIUM}` }, async () => {
+  assert.ok(haveChromium(), `MCE_REQUIRE_BROWSER=1 but there is no Chromium at ${CHROMIUM}`);
+  const file = join(run, 'report.html');
+  assert.ok(existsSync(file), 'the erase report (previous test) is missing');
+  const browser = await launchChromium();
+  try {
+    const context = await browser.newContext({ offline: true });
+    const page = await context.newPage();
+    const requests: string[] = [];
+    const problems: string[] = [];
+    page.on('request', (r) => { if (!/^(file|data):/.test(r.url())) requests.push(r.url()); });
+    page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push(m.text()); });
+    page.on('pageerror', (e) => problems.push(e.message));
+    await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+    const images = await page.$$eval('img', (els) => els.map((e) => ({ alt: e.getAttribute('alt'), w: (e as HTMLImageElement).naturalWidth, h: (e as HTMLImageElement).naturalHeight, done: (e as HTMLImageElement).complete })));
+    assert.equal(images.length, 3, JSON.stringify(images));
+    for (const i of images) assert.ok(i.done && i.w > 0 && i.h > 0, `image '${i.alt}' did not decode: ${JSON.stringify(i)}`);
+    const svgs = await page.$$eval('svg', (els) => els.map((e) => { const b = e.getBoundingClientRect(); return { w: b.width, h: b.height, paths: e.querySelectorAll('path, rect').length }; }));
+    assert.equal(svgs.length, 3);
+    for (const v of svgs) assert.ok(v.w > 100 && v.h > 50 && v.paths > 0, JSON.stringify(v));
+    assert.match(await page.title(), /^mce erase: kitchen knife/);
+    assert.deepEqual(requests, [], 'the page asked for something outside the file');
+    assert.deepEqual(problems, [], 'console errors (CSP violations show here)');
+    await context.close();
+  } finally {
+    await browser.close();
+  }
 });
 
 test('report on a baseline bundle: method, concept, settings and the loss curve', async () => {
