@@ -1,6 +1,7 @@
-// Any JSON-lines file of flat records (a benchmark's results.jsonl) as one table: the columns are
-// every key in first-seen order, nested values shown as compact JSON. A line that is not a JSON
-// object (a run killed mid-append) is counted and reported, not fatal.
+// Any JSON-lines file of records (a benchmark's results.jsonl) as one table: nested objects are
+// flattened into dotted columns (data.detection), the columns are every key in first-seen order,
+// arrays are shown as compact JSON. A line that is not a JSON object (a run killed mid-append) is
+// counted and reported, not fatal.
 import { readFileSync } from 'node:fs';
 import { esc, fmtNumber, table } from './html.js';
 import { isRecord } from './read-json.js';
@@ -36,10 +37,20 @@ export function readJsonl(path: string): JsonlRows {
       badLines.push(i + 1);
       return;
     }
-    rows.push(v);
-    for (const k of Object.keys(v)) columns.add(k);
+    const flat = flatten(v);
+    rows.push(flat);
+    for (const k of Object.keys(flat)) columns.add(k);
   });
   return { rows, columns: [...columns], badLines };
+}
+
+/** Nested objects as dotted keys: { data: { a: 1 } } -> { 'data.a': 1 }. */
+function flatten(v: Record<string, unknown>, prefix = '', into: Record<string, unknown> = {}): Record<string, unknown> {
+  for (const [k, x] of Object.entries(v)) {
+    if (isRecord(x) && Object.keys(x).length) flatten(x, `${prefix}${k}.`, into);
+    else into[prefix + k] = x;
+  }
+  return into;
 }
 
 function cell(v: unknown): string {

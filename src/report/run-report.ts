@@ -1,9 +1,9 @@
 // `mce report RUN_DIR`: one self-contained HTML page for a run folder, whatever wrote it: an erase
 // run (summary.json from `mce erase`), a baseline bundle (manifest.json with an erasure record), a
-// results folder (results.jsonl). A folder that is several of these gets a section for each. The
+// results folder (results*.jsonl, e.g. a benchmark's). A folder that is several of these gets a section for each. The
 // page depends only on the folder's files (no clock, no host details), so the same folder gives
 // the same bytes; `mce erase` writes its report.html through this too.
-import { existsSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { baselineSection, baselineTitle, readBaselineBundle } from './baseline-bundle.js';
@@ -13,7 +13,8 @@ import { jsonlTable, readJsonl } from './jsonl-table.js';
 import { ReportError } from './report-error.js';
 
 export const REPORT_FILE = 'report.html';
-export const RESULTS_FILE = 'results.jsonl';
+/** Result rows: results.jsonl, or one file per shard (results.shard-1-of-3.jsonl). */
+export const RESULTS_FILES = /^results.*\.jsonl$/;
 
 /** The report page for `dir`. */
 export function buildReport(dir: string): { title: string; html: string; kinds: string[] } {
@@ -29,11 +30,16 @@ export function buildReport(dir: string): { title: string; html: string; kinds: 
   if (erase) sections.push({ kind: 'erase run', title: eraseRunTitle(erase), body: eraseRunSection(dir, erase) });
   const bundle = readBaselineBundle(dir);
   if (bundle) sections.push({ kind: 'baseline bundle', title: baselineTitle(bundle), body: baselineSection(bundle) });
-  if (existsSync(join(dir, RESULTS_FILE))) {
-    sections.push({ kind: 'results', title: `results: ${basename(dir)}`, body: jsonlTable(readJsonl(join(dir, RESULTS_FILE)), RESULTS_FILE) });
+  const results = readdirSync(dir).filter((f) => RESULTS_FILES.test(f)).sort();
+  if (results.length) {
+    sections.push({
+      kind: 'results',
+      title: `results: ${basename(dir)}`,
+      body: results.map((f) => `${results.length > 1 ? `<h2>${esc(f)}</h2>` : ''}${jsonlTable(readJsonl(join(dir, f)), f)}`).join('\n'),
+    });
   }
   if (!sections.length) {
-    throw new ReportError(`${dir}: nothing to report (no summary.json from mce erase, no manifest.json with an erasure record, no ${RESULTS_FILE})`);
+    throw new ReportError(`${dir}: nothing to report (no summary.json from mce erase, no manifest.json with an erasure record, no results*.jsonl)`);
   }
   const title = sections.map((s) => s.title).join('; ');
   const body = sections.length === 1 ? sections[0]!.body : sections.map((s) => `<h1>${esc(s.title)}</h1>\n${s.body}`).join('\n');

@@ -108,23 +108,27 @@ test('report on a baseline bundle: method, concept, settings and the loss curve'
   assert.equal((html.match(/<path d="M[^"]*"/g) ?? [])[0]!.split(/[ML]/).length - 1, 3, 'one point per iteration');
 });
 
-test('report on a results.jsonl folder: every row and column in a table, values escaped, broken lines counted', async () => {
+test('report on a results folder: every row of every results*.jsonl in a table, nested records as dotted columns, values escaped, broken lines counted', async () => {
   const res = join(dir, 'bench');
   mkdirSync(res);
   const rows = [
-    { method: 'mce', concept: 'kitchen knife', asr: 0.125, prompt: '<script>alert(1)</script>' },
-    { method: 'uce', concept: 'kitchen knife', asr: 0.5, extra: { k: [1, 2] } },
+    { method: 'mce', concept: 'kitchen knife', asr: 0.125, prompt: '<script>alert(1)</script>', data: { detection: 0.25, ssim: { mean: 0.9 } } },
+    { method: 'uce', concept: 'kitchen knife', asr: 0.5, extra: [1, 2] },
   ];
-  writeFileSync(join(res, 'results.jsonl'), rows.map((x) => JSON.stringify(x)).join('\n') + '\n{"method": "esd-x", "conc');
+  writeFileSync(join(res, 'results.shard-1-of-2.jsonl'), rows.map((x) => JSON.stringify(x)).join('\n') + '\n{"method": "esd-x", "conc');
+  writeFileSync(join(res, 'results.shard-2-of-2.jsonl'), JSON.stringify({ method: 'ca', asr: 1 }) + '\n');
+  writeFileSync(join(res, 'notes.jsonl'), JSON.stringify({ method: 'not a result file' }) + '\n');
   const r = await runCli(['report', res, '--out', join(dir, 'bench.html')]);
   assert.equal(r.code, 0, r.err);
   const html = readFileSync(join(dir, 'bench.html'), 'utf8');
   assertSelfContained(html);
-  assert.match(html, /<tr><th>method<\/th><th>concept<\/th><th>asr<\/th><th>prompt<\/th><th>extra<\/th><\/tr>/);
-  assert.match(html, /<tr><td>mce<\/td><td>kitchen knife<\/td><td>0\.125<\/td><td>&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/td><td><\/td><\/tr>/);
-  assert.match(html, /<td>uce<\/td><td>kitchen knife<\/td><td>0\.5<\/td><td><\/td><td>\{&quot;k&quot;:\[1,2\]\}<\/td>/);
-  assert.match(html, /2 row\(s\) from results\.jsonl/);
-  assert.match(html, /1 line\(s\) of results\.jsonl are not JSON objects and are left out \(line 3\)/);
+  assert.match(html, /<tr><th>method<\/th><th>concept<\/th><th>asr<\/th><th>prompt<\/th><th>data\.detection<\/th><th>data\.ssim\.mean<\/th><th>extra<\/th><\/tr>/);
+  assert.match(html, /<tr><td>mce<\/td><td>kitchen knife<\/td><td>0\.125<\/td><td>&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/td><td>0\.25<\/td><td>0\.9<\/td><td><\/td><\/tr>/);
+  assert.match(html, /<td>uce<\/td><td>kitchen knife<\/td><td>0\.5<\/td><td><\/td><td><\/td><td><\/td><td>\[1,2\]<\/td>/);
+  assert.match(html, /<h2>results\.shard-1-of-2\.jsonl<\/h2><p>2 row\(s\) from results\.shard-1-of-2\.jsonl/);
+  assert.match(html, /1 line\(s\) of results\.shard-1-of-2\.jsonl are not JSON objects and are left out \(line 3\)/);
+  assert.match(html, /<h2>results\.shard-2-of-2\.jsonl<\/h2><p>1 row\(s\)[^]*<tr><td>ca<\/td><td>1<\/td><\/tr>/);
+  assert.doesNotMatch(html, /not a result file/);
 });
 
 test('report: missing, empty or broken folders fail with one line and exit 1; bad usage exits 2', async () => {
@@ -137,7 +141,7 @@ test('report: missing, empty or broken folders fail with one line and exit 1; ba
     [['report'], 2, /^mce report: give one run folder/],
     [['report', 'a', 'b'], 2, /^mce report: give one run folder/],
     [['report', join(dir, 'nope')], 1, /^mce: .*nope: cannot read \(ENOENT\)/],
-    [['report', empty], 1, /^mce: .*empty: nothing to report \(no summary\.json from mce erase/],
+    [['report', empty], 1, /^mce: .*empty: nothing to report \(no summary\.json from mce erase, no manifest\.json with an erasure record, no results\*\.jsonl\)/],
     [['report', broken], 1, /^mce: .*broken\/summary\.json: not valid JSON/],
     [['report', empty, '--out', join(dir, 'no-such-dir', 'r.html')], 1, /^mce: .*empty: nothing to report/],
   ];
