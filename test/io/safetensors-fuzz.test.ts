@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Rng } from '../../src/engine/rng.js';
 import { SafetensorsError, SafetensorsFile, loadFloat32, writeSafetensors, MAX_HEADER_BYTES, type WriteTensor } from '../../src/io/safetensors.js';
 import { CheckpointError, loadFluxCheckpoint, saveFluxCheckpoint } from '../../src/io/checkpoint.js';
+import { MaskFileError, loadMasks, saveMasks } from '../../src/erase/mce/maskfile.js';
 import { initFluxWeights, type FluxParams } from '../../src/models/flux/index.js';
 import { floatToBf16Bits, floatToF16Bits } from '../../src/io/dtypes.js';
 import { tf } from '../../src/engine/tf.js';
@@ -270,4 +271,33 @@ test('fuzz: the FLUX checkpoint loader gives a CheckpointError on damaged checkp
     }
   }
   assert.ok(refused >= 80, `only ${refused}/120 damaged checkpoints refused`);
+});
+
+test('fuzz: the MCE mask loader gives a MaskFileError naming the file on damaged mask files (truncations, header and data flips)', async () => {
+  const rng = new Rng(SEED + 5);
+  const logits = { 'double_blocks.0.img_mlp': Float32Array.from({ length: 32 }, () => rng.normal()), 'single_blocks.0.mlp': Float32Array.from({ length: 32 }, () => rng.normal()) };
+  const keep = Object.fromEntries(Object.entries(logits).map(([n, v]) => [n, Float32Array.from(v, (x) => (x > 0 ? 1 : 0))]));
+  const path = join(dir, 'masks.safetensors');
+  await saveMasks(path, { logits, keep, cfg: TINY, metadata: { concepts: '["kitchen knife"]' } });
+  const good = new Uint8Array(fs.readFileSync(path));
+  assert.deepEqual(Object.keys((await loadMasks(path, TINY)).keep).sort(), Object.keys(keep).sort());
+  const headerEnd = 8 + Number(Buffer.from(good).readBigUInt64LE(0));
+  for (let i = 0; i < 150; i++) {
+    let b: Uint8Array;
+    if (i < 50) b = good.subarray(0, rng.int(good.length));
+    else if (i < 100) { b = new Uint8Array(good); for (let j = 0; j < 2; j++) b[rng.int(headerEnd)] = 32 + rng.int(95); } // printable: keeps the JSON readable more often
+    else { b = new Uint8Array(good); const at = headerEnd + 4 * rng.int((good.length - headerEnd) / 4); b.set([0, 0, 0xc0, 0x7f], at); } // an F32 NaN
+    const p = join(dir, `masks-${i}.safetensors`);
+    fs.writeFileSync(p, b);
+    try {
+      await withBound(loadMasks(p, TINY), `masks #${i}`);
+      assert.ok(i >= 50 && i < 100, `masks #${i}: a damaged mask file loaded`);
+    } catch (e) {
+      if (e instanceof assert.AssertionError) throw e;
+      assert.ok(e instanceof MaskFileError, `masks #${i}: ${(e as Error)?.stack ?? String(e)}`);
+      assert.ok(e.message.startsWith(p) && !e.message.includes('\n') && e.message.length < 400, `masks #${i}: ${e.message}`);
+    } finally {
+      fs.rmSync(p, { force: true });
+    }
+  }
 });

@@ -36,6 +36,20 @@ export async function saveMasks(path: string, m: { logits?: HostMasks; keep: Hos
   });
 }
 
+/** The model config recorded in metadata `key` (JSON), null when absent; broken JSON is a MaskFileError. */
+function configIn<T>(path: string, metadata: Record<string, string>, key: string): T | null {
+  const text = metadata[key];
+  if (!text) return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new MaskFileError(`${path}: metadata '${key}' is not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new MaskFileError(`${path}: metadata '${key}' is not a config object`);
+  return v as T;
+}
+
 /** Read a mask file; with `cfg` (a FLUX config, or { unet }), every hook point is checked against it (name and size). */
 export async function loadMasks(path: string, cfg?: FluxParams | { unet: UnetParams }): Promise<MaskFile> {
   let f: SafetensorsFile;
@@ -49,12 +63,17 @@ export async function loadMasks(path: string, cfg?: FluxParams | { unet: UnetPar
     const logits: HostMasks = {};
     const keep: HostMasks = {};
     for (const name of f.names) {
-      const data = await f.readFloat32(name);
+      let data: Float32Array;
+      try {
+        data = await f.readFloat32(name);
+      } catch (e) {
+        throw new MaskFileError((e as Error).message); // the reader's line already names the file
+      }
       if (name.startsWith('logits.')) logits[name.slice(7)] = data;
       else if (name.startsWith('keep.')) keep[name.slice(5)] = data;
     }
-    const fileCfg = f.metadata['flux'] ? (JSON.parse(f.metadata['flux']) as FluxParams) : null;
-    const fileUnet = f.metadata['unet'] ? (JSON.parse(f.metadata['unet']) as UnetParams) : null;
+    const fileCfg = configIn<FluxParams>(path, f.metadata, 'flux');
+    const fileUnet = configIn<UnetParams>(path, f.metadata, 'unet');
     if (cfg) {
       const unet = 'unet' in cfg ? cfg.unet : null;
       const specs = new Map((unet ? unetMaskSpecs(unet) : fluxMaskSpecs(cfg as FluxParams)).map((s) => [s.name, s.size]));
