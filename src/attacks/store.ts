@@ -2,7 +2,7 @@
 // named by the model hash's first 12 hex digits, holding the result with every adversarial prompt
 // and the full hash of the model it was found on. A reader can refuse prompts found on another
 // model (loadAdversarialPrompts checks the hash).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../io/atomic.js';
 import type { AttackName, AttackResult } from './types.js';
@@ -14,6 +14,7 @@ export function attackFile(dir: string, attack: AttackName, target: string, mode
 
 export function saveAttackResult(dir: string, r: AttackResult): string {
   const file = attackFile(dir, r.attack, r.target, r.model.sha256);
+  mkdirSync(dir, { recursive: true });
   writeFileAtomicSync(file, JSON.stringify(r, null, 2) + '\n');
   return file;
 }

@@ -98,9 +98,9 @@ test('mce bench rejects bad flags with a usage error', async () => {
   const err = process.stderr.write;
   process.stderr.write = (() => true) as typeof process.stderr.write;
   try {
-    assert.equal(await main(['bench', '--only', 'no-such-workload']), 2);
-    assert.equal(await main(['bench', '--reps', '0']), 2);
-    assert.equal(await main(['bench', '--backend', 'gpu']), 2);
+    assert.equal(await main(['bench', 'engine', '--only', 'no-such-workload']), 2);
+    assert.equal(await main(['bench', 'engine', '--reps', '0']), 2);
+    assert.equal(await main(['bench', 'engine', '--backend', 'gpu']), 2);
   } finally {
     process.stderr.write = err;
   }

@@ -1,0 +1,124 @@
+// Running one benchmark unit. An erase unit writes the cell's erased bundle under
+// DIR/models/<cell> (MCE: masks trained with resumable checkpoints under DIR/work/<cell>, then
+// folded; baselines: erase/baselines/run.ts); the original model ('none') needs none. A metrics unit
+// compares the bundle with the original model (metrics.ts) and saves the grid strip; an attack unit
+// runs one attack on the bundle and saves what it found under DIR/attacks with the bundle's hash.
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { tf } from '../../engine/tf.js';
+import { readManifest } from '../../generate/bundle.js';
+import { imageGrid, loadTextToImage } from '../../generate/index.js';
+import { erasureTarget } from '../../world/targets.js';
+import { selectConcepts } from '../../world/dataset.js';
+import { writePng } from '../../io/png.js';
+import { loadAttack } from '../../attacks/index.js';
+import { loadAttackSubject } from '../../attacks/subject.js';
+import { saveAttackResult } from '../../attacks/store.js';
+import { benchCase, type BenchSettings, type BenchUnit } from './plan.js';
+import { erasureMetrics } from './metrics.js';
+
+export interface UnitContext {
+  dir: string;
+  settings: BenchSettings;
+  log(line: string): void;
+}
+
+const slug = (cell: string): string => cell.replaceAll('/', '--');
+
+/** The model a cell's metrics and attacks load: the original for 'none', else the cell's bundle. */
+export function cellModel(ctx: UnitContext, u: Pick<BenchUnit, 'cell' | 'method' | 'model'>): string {
+  return u.method === 'none' ? u.model : join(ctx.dir, 'models', slug(u.cell));
+}
+
+export function gridStripFile(ctx: UnitContext, u: Pick<BenchUnit, 'cell'>): string {
+  return join(ctx.dir, 'grids', `${slug(u.cell)}.png`);
+}
+
+function stepsFor(ctx: UnitContext, model: string): number | undefined {
+  return ctx.settings.steps[model] ?? undefined;
+}
+
+export async function runUnit(u: BenchUnit, ctx: UnitContext): Promise<Record<string, unknown>> {
+  if (u.kind === 'erase') return runErase(u, ctx);
+  if (u.kind === 'metrics') return runMetrics(u, ctx);
+  return runAttackUnit(u, ctx);
+}
+
+async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, unknown>> {
+  const c = benchCase(u.case);
+  if (u.method === 'none') return { bundle: u.model, note: 'the original model, unerased' };
+  const out = cellModel(ctx, u);
+  const steps = stepsFor(ctx, u.model);
+  const seed = ctx.settings.seed;
+  const { dir: baseDir, manifest: baseManifest } = readManifest(u.model);
+  if (u.method === 'mce') {
+    const { buildPromptSets } = await import('../../erase/mce/prompts.js');
+    const { loadEraseSubject } = await import('../../erase/mce/subject.js');
+    const { defaultMceSettings, trainMce } = await import('../../erase/mce/train.js');
+    const { writeMceBundle } = await import('../../erase/mce/bundle.js');
+    const sets = buildPromptSets(c.concepts, { erasePerTarget: 12, preserve: 12 * c.concepts.length, seed });
+    const subject = await loadEraseSubject(u.model, steps ? { steps } : {});
+    try {
+      const s = defaultMceSettings(subject.sampler, { iters: ctx.settings.mceIters, seed });
+      const res = await trainMce(subject.model, sets, s, { dir: join(ctx.dir, 'work', slug(u.cell), 'checkpoints'), checkpointEvery: 10, log: (l) => ctx.log(`  ${l}`) });
+      const changed = await writeMceBundle({
+        baseDir, baseManifest, family: subject.family, outDir: out, keep: res.binary,
+        record: { method: 'mce', concept: c.concepts.join(', '), settings: { ...s, sampler: subject.samplerRecord } },
+      });
+      tf.dispose(Object.values(res.logits));
+      return { bundle: out, changed, maskedUnits: changed.maskedUnits, units: changed.units, loss: res.train.loss, trainSeconds: res.seconds.train };
+    } finally {
+      subject.dispose();
+    }
+  }
+  const { loadBaselineModel } = await import('../../erase/baselines/load.js');
+  const { runBaseline, writeBaselineOutput } = await import('../../erase/baselines/run.js');
+  const loaded = await loadBaselineModel(u.model);
+  try {
+    const target = erasureTarget(c.concepts[0]!);
+    const sampleSteps = steps ?? loaded.defaults.steps;
+    const result = await runBaseline(loaded.model, u.method as Parameters<typeof runBaseline>[1], target, { seed, steps: sampleSteps, cfg: loaded.defaults.cfg, progress: false });
+    const record = { method: u.method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
+    const changed = await writeBaselineOutput({ dir: loaded.dir, manifest: loaded.manifest, family: loaded.model.family }, result, out, record);
+    return { bundle: out, kind: result.kind, changed, trainedParams: result.kind === 'weights' ? result.trainedParams : 0 };
+  } finally {
+    loaded.dispose();
+  }
+}
+
+async function runMetrics(u: BenchUnit, ctx: UnitContext): Promise<Record<string, unknown>> {
+  const c = benchCase(u.case);
+  const bundle = cellModel(ctx, u);
+  if (!existsSync(join(bundle.includes('/') ? bundle : readManifest(bundle).dir, 'manifest.json'))) throw new Error(`${bundle}: the cell's erased bundle is missing (its erase unit did not finish)`);
+  const original = await loadTextToImage(u.model);
+  const erased = await loadTextToImage(bundle);
+  try {
+    const steps = stepsFor(ctx, u.model);
+    const m = await erasureMetrics(original, erased, c.concepts.map((x) => erasureTarget(x)), {
+      n: ctx.settings.n, seed: ctx.settings.seed, ...(steps ? { steps } : {}), modelConcepts: selectConcepts(320, 0),
+    });
+    const strip = imageGrid([m.samples.erased], 0);
+    mkdirSync(join(ctx.dir, 'grids'), { recursive: true });
+    await writePng(gridStripFile(ctx, u), { ...strip, channels: 3 });
+    const { samples, ...rest } = m;
+    return { ...rest, grid: { file: gridStripFile(ctx, u), prompts: samples.prompts } };
+  } finally {
+    original.dispose();
+    erased.dispose();
+  }
+}
+
+async function runAttackUnit(u: BenchUnit, ctx: UnitContext): Promise<Record<string, unknown>> {
+  const c = benchCase(u.case);
+  const attack = await loadAttack(u.attack!);
+  const subject = await loadAttackSubject(cellModel(ctx, u), u.model);
+  try {
+    // A multi-concept cell is attacked on its first concept.
+    const target = erasureTarget(c.concepts[0]!);
+    const r = await attack(subject, target, { seed: ctx.settings.seed, budget: ctx.settings.budget, progress: false });
+    const file = saveAttackResult(join(ctx.dir, 'attacks'), r);
+    return { asr: r.asr, baseline: r.baseline, generations: r.generations, target: r.target, model: r.model, best: r.prompts.slice(0, 3), file, attackSeconds: r.seconds };
+  } finally {
+    subject.dispose();
+  }
+}
