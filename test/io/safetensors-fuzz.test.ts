@@ -1,9 +1,10 @@
-// The safetensors reader (and the FLUX checkpoint loader on top of it) against a fuzz corpus with a
+// The safetensors reader against a fuzz corpus with a
 // fixed seed and a bounded count: random bytes, truncation at every offset, header-length bombs,
 // mutated headers (bad dtypes, shapes, offsets out of range or overlapping, non-JSON, deep nesting),
 // random byte flips and NaN/Inf weights. Every case either reads cleanly (and then every value is
 // finite) or fails with the reader's one-line error naming the file: never another exception, a
-// crash or a hang.
+// crash or a hang. The loaders above the reader (FLUX checkpoints, MCE mask files, model bundles)
+// get the same treatment with their own error classes.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -13,6 +14,9 @@ import { Rng } from '../../src/engine/rng.js';
 import { SafetensorsError, SafetensorsFile, loadFloat32, writeSafetensors, MAX_HEADER_BYTES, type WriteTensor } from '../../src/io/safetensors.js';
 import { CheckpointError, loadFluxCheckpoint, saveFluxCheckpoint } from '../../src/io/checkpoint.js';
 import { MaskFileError, loadMasks, saveMasks } from '../../src/erase/mce/maskfile.js';
+import { ModelLoadError } from '../../src/generate/bundle.js';
+import { loadTextToImage } from '../../src/generate/index.js';
+import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
 import { initFluxWeights, type FluxParams } from '../../src/models/flux/index.js';
 import { floatToBf16Bits, floatToF16Bits } from '../../src/io/dtypes.js';
 import { tf } from '../../src/engine/tf.js';
@@ -300,4 +304,36 @@ test('fuzz: the MCE mask loader gives a MaskFileError naming the file on damaged
       fs.rmSync(p, { force: true });
     }
   }
+});
+
+test('fuzz: a model bundle with a damaged weight file or manifest fails to load with one ModelLoadError line naming the bundle', async () => {
+  await useBackend();
+  const bundle = join(dir, 'bundle');
+  await writeTinyFluxBundle(bundle, ['kitchen knife', 'spoon']);
+  const originals = Object.fromEntries(['transformer.safetensors', 'text_encoder.safetensors', 'manifest.json'].map((f) => [f, new Uint8Array(fs.readFileSync(join(bundle, f)))]));
+  (await loadTextToImage(bundle)).dispose();
+  const rng = new Rng(SEED + 6);
+  let refused = 0;
+  for (let i = 0; i < 60; i++) {
+    const f = (['transformer.safetensors', 'text_encoder.safetensors', 'manifest.json'] as const)[i % 3]!;
+    const good = originals[f]!;
+    let b: Uint8Array;
+    if (i < 24) b = good.subarray(0, rng.int(good.length));
+    else if (f === 'manifest.json' || i < 42) { b = new Uint8Array(good); for (let j = 0; j < 2; j++) b[rng.int(f === 'manifest.json' ? good.length : Math.min(good.length, 8 + Number(Buffer.from(good).readBigUInt64LE(0))))] = 32 + rng.int(95); }
+    else { b = new Uint8Array(good); const start = 8 + Number(Buffer.from(good).readBigUInt64LE(0)); const at = start + 4 * rng.int((good.length - start) / 4); b.set([0, 0, 0x80, 0x7f], at); } // an F32 +Inf
+    fs.writeFileSync(join(bundle, f), b);
+    try {
+      const m = await withBound(loadTextToImage(bundle), `bundle #${i} (${f})`);
+      m.dispose();
+      assert.ok((i >= 24 && i < 42) || f === 'manifest.json', `bundle #${i}: ${f} damaged, the bundle still loaded`);
+    } catch (e) {
+      if (e instanceof assert.AssertionError) throw e;
+      assert.ok(e instanceof ModelLoadError, `bundle #${i} (${f}): ${(e as Error)?.stack ?? String(e)}`);
+      assert.ok(e.message.includes(bundle) && !e.message.includes('\n') && e.message.length < 500, `bundle #${i} (${f}): ${e.message}`);
+      refused++;
+    } finally {
+      fs.writeFileSync(join(bundle, f), originals[f]!);
+    }
+  }
+  assert.ok(refused >= 30, `only ${refused}/60 damaged bundles refused`);
 });
