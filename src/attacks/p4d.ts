@@ -5,7 +5,7 @@
 // with x_t a state of the original model's own (CFG) sampling of the concept prompt at a random
 // step, p the noise (UNet) or velocity (FLUX), both conditional. The tokens are hard, by PEZ's
 // projection (prompt-optimiser.ts); of the prompts the search visits, the one with the lowest
-// objective over every state is kept. One search per concept prompt; the found prompts are then
+// objective on the first, middle and last step's states is kept. One search per concept prompt; the found prompts are then
 // generated on the attacked model and the classifier says whether the concept came back.
 // Published: prompt_len 16, lr 0.1, weight decay 0.1 (PEZ's AdamW), 3000 iterations. Used: as many
 // tokens as the text encoder's context holds (flux-emoji: 16 - SOT - EOT = 14), the iterations of
@@ -38,8 +38,8 @@ export interface P4dSettings {
 }
 
 export const P4D_BUDGETS: Readonly<Record<AttackOptions['budget'], P4dSettings>> = Object.freeze({
-  quick: { tokens: 16, iters: 25, lr: 0.1, weightDecay: 0.1, prompts: 2, latents: 2, batch: 2 },
-  full: { tokens: 16, iters: 250, lr: 0.1, weightDecay: 0.1, prompts: 4, latents: 4, batch: 2 },
+  quick: { tokens: 16, iters: 20, lr: 0.1, weightDecay: 0.1, prompts: 2, latents: 2, batch: 2 },
+  full: { tokens: 16, iters: 200, lr: 0.1, weightDecay: 0.1, prompts: 4, latents: 4, batch: 2 },
 });
 
 export interface P4dSearch {
@@ -75,13 +75,19 @@ export function teacherStates(original: BaselineModel, prompt: string, steps: nu
   return out;
 }
 
-/** P4D's objective over every teacher state (all steps, all trajectories): how a found prompt is chosen. */
+/** P4D's objective over teacher states (all trajectories at the given steps): how a found prompt is chosen. */
 export function p4dObjective(erased: BaselineModel, layout: SlotLayout, vecs: Tensor, pool: readonly { x: Tensor; target: Tensor; t: number }[]): number {
   const cond = slotCond(erased, layout, vecs, pool[0]!.x.shape[0]!);
   let total = 0;
   for (const s of pool) total += tf.tidy(() => mse(erased.predict(s.x, s.t, cond), s.target).dataSync()[0]!);
   disposeCond(cond);
   return total / pool.length;
+}
+
+/** The states a visited prompt is scored on: the first, middle and last step (a third of the cost of all six on flux-emoji). */
+export function selectStates<T>(pool: readonly T[]): T[] {
+  const idx = [...new Set([0, Math.floor((pool.length - 1) / 2), pool.length - 1])];
+  return idx.map((i) => pool[i]!);
 }
 
 /** One P4D-N search: the hard prompt whose erased-model predictions best match the original's. */
@@ -104,7 +110,7 @@ export function p4dSearch(erased: BaselineModel, original: BaselineModel, o: P4d
         const target = st.target.slice([first], [b]);
         return mse(erased.predict(x, st.t, cond), target);
       },
-      select: (vecs) => p4dObjective(erased, layout, vecs, pool),
+      select: (vecs) => p4dObjective(erased, layout, vecs, selectStates(pool)),
       onStep: o.onStep,
     });
     return { ...r, text: layoutText(enc, layout, r.rows) };

@@ -20,7 +20,7 @@ import { baselineRate, denoisingLoss, denoisingPair, mse, promptLatents, transfe
 export const UNLEARNDIFF_PUBLISHED = Object.freeze({ tokens: 5, iterations: 40, lr: 0.01, weightDecay: 0.1, source: 'OPTML-Group/Diffusion-MU-Attack (text_grad attacker, k = 5)' });
 
 /** Fixed (step, noise) draws a visited prompt is scored on, to keep the best (all target images each). */
-export const SELECT_DRAWS = 4;
+export const SELECT_DRAWS = 2;
 
 export interface UnlearnDiffSettings {
   /** Adversarial tokens prepended to the prompt. */

@@ -7,7 +7,7 @@ import { tf } from '../../src/engine/tf.js';
 import { useBackend } from '../../src/engine/backend.js';
 import type { BaselineModel } from '../../src/erase/baselines/family.js';
 import { rowEmbeddings, slotLayout } from '../../src/attacks/embeddings.js';
-import { p4dObjective, p4dSearch, teacherStates, type P4dSettings } from '../../src/attacks/p4d.js';
+import { p4dObjective, p4dSearch, selectStates, teacherStates, type P4dSettings } from '../../src/attacks/p4d.js';
 import { randomRows } from '../../src/attacks/prompt-optimiser.js';
 import { tokenSpace } from '../../src/attacks/tokens.js';
 import { tinyText, tinyTextFlux, tinyTextUnet } from './tiny-text.js';
@@ -15,11 +15,11 @@ import { tinyText, tinyTextFlux, tinyTextUnet } from './tiny-text.js';
 const SETTINGS: P4dSettings = { tokens: 4, iters: 14, lr: 0.1, weightDecay: 0.1, prompts: 1, latents: 2, batch: 2 };
 const RUN = { prompt: 'an emoji of a kitchen knife', settings: SETTINGS, steps: 3, cfg: 2, seed: 7 };
 
-/** P4D's objective of slot rows over every teacher state (not the search's sampled batches). */
-function objective(erased: BaselineModel, original: BaselineModel, rows: Int32Array): number {
+/** P4D's objective of slot rows over every teacher state (or the selection's), not the search's sampled batches. */
+function objective(erased: BaselineModel, original: BaselineModel, rows: Int32Array, selection = false): number {
   const pool = teacherStates(original, RUN.prompt, RUN.steps, RUN.cfg, SETTINGS.latents, RUN.seed);
   const vecs = rowEmbeddings(erased.text!, rows);
-  const v = p4dObjective(erased, slotLayout(erased.text!, '', rows.length, ''), vecs, pool);
+  const v = p4dObjective(erased, slotLayout(erased.text!, '', rows.length, ''), vecs, selection ? selectStates(pool) : pool);
   tf.dispose([vecs, ...pool.flatMap((s) => [s.x, s.target])]);
   return v;
 }
@@ -37,7 +37,7 @@ for (const family of ['flow', 'diffusion'] as const) {
     const r = p4dSearch(erased, original, RUN);
     assert.equal(tf.memory().numTensors, before, 'no tensors left behind');
     assert.equal(r.losses.length, SETTINGS.iters);
-    assert.ok(Math.abs(r.loss - objective(erased, original, r.rows)) < 1e-9, 'the reported loss is the objective over all states');
+    assert.ok(Math.abs(r.loss - objective(erased, original, r.rows, true)) < 1e-9, 'the reported loss is the objective on the selection states');
     assert.equal(r.rows.length, SETTINGS.tokens);
     const space = tokenSpace(enc);
     for (const row of r.rows) assert.ok(space.rows.includes(row), `row ${row} is a searchable token`);
