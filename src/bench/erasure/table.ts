@@ -3,8 +3,8 @@
 // neighbour accuracy), attack success per attack, and cost; then detection per case. Values are
 // means over the cases a method ran; a blank cell means the unit did not run or failed (the
 // failures are listed under the table). Also the side-by-side grid per (model, case).
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { decodePng, writePng } from '../../io/png.js';
 import { imageGrid, type RgbImage } from '../../generate/index.js';
 import { BENCH_METHODS, type BenchSettings } from './plan.js';
@@ -91,7 +91,8 @@ export async function writeCaseGrids(dir: string, rows: readonly BenchRow[], s: 
         strips.push({ width: img.width, height: img.height, data: img.data });
       }
       if (!strips.length) continue;
-      const out = join(dir, 'grids', `${model.replaceAll('/', '-')}--${c}.png`);
+      mkdirSync(join(dir, 'grids'), { recursive: true });
+      const out = join(dir, 'grids', `${basename(model)}--${c}.png`);
       await writePng(out, { ...imageGrid(strips.map((x) => [x]), 2), channels: 3 });
       files.push(out);
     }

@@ -1,0 +1,71 @@
+// mce bench end to end on a tiny FLUX bundle, in child processes: a run killed (SIGKILL) after its
+// first unit and rerun finishes with the same results as three shards run as separate processes
+// and merged (numbers compared; times, memory and file paths aside).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { useBackend } from '../../src/engine/backend.js';
+import { readRows, type BenchRow } from '../../src/bench/erasure/store.js';
+import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
+import { runCli } from '../cli/run.js';
+
+const ENTRY = fileURLToPath(new URL('../cli/mce.ts', import.meta.url));
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Start `mce ...argv`, SIGKILL it once `file` has `lines` lines; resolves when it has exited. */
+function killAfterRows(argv: string[], file: string, lines: number): Promise<void> {
+  return new Promise((done) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...argv], { cwd: ROOT, stdio: 'ignore' });
+    const timer = setInterval(() => {
+      if (existsSync(file) && readFileSync(file, 'utf8').split('\n').filter(Boolean).length >= lines) p.kill('SIGKILL');
+    }, 50);
+    p.on('exit', () => {
+      clearInterval(timer);
+      done();
+    });
+  });
+}
+
+/** A row's results without what differs between runs of the same work (time, memory, where files went). */
+function comparable(r: BenchRow): unknown {
+  return JSON.parse(JSON.stringify({ ...r, seconds: 0, data: r.data }, (k, v) => (['peakRssMiB', 'seconds', 'trainSeconds', 'attackSeconds', 'file', 'bundle'].includes(k) ? undefined : v)));
+}
+
+test('mce bench: kill -9 and resume equals an uninterrupted sweep split in 3 shard processes and merged', async () => {
+  await useBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'mce-bench-e2e-'));
+  try {
+    const base = join(dir, 'base');
+    await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'a kitchen knife', 'kitchen knife', 'knife', 'spoon', 'dagger', 'fork', 'cat']);
+    const flags = ['--models', base, '--methods', 'none,uce,sld', '--cases', 'kitchen-knife', '--attacks', 'none', '--n', '2'];
+    const whole = join(dir, 'whole');
+    await killAfterRows(['bench', ...flags, '--out', whole], join(whole, 'results.jsonl'), 2);
+    const killedRows = readRows(whole).length;
+    assert.ok(killedRows >= 2 && killedRows < 6, `killed after ${killedRows} of 6 rows`);
+    const resumed = await runCli(['bench', ...flags, '--out', whole]);
+    assert.equal(resumed.code, 0, resumed.err);
+    assert.match(resumed.err, new RegExp(`6 units, ${killedRows} already done`));
+    assert.match(readFileSync(join(whole, 'table.md'), 'utf8'), /\| uce \| /);
+
+    const shards = await Promise.all([1, 2, 3].map((i) => runCli(['bench', ...flags, '--shard', `${i}/3`, '--out', join(dir, `shard-${i}`)])));
+    shards.forEach((r) => assert.equal(r.code, 0, r.err));
+    const merged = await runCli(['bench', 'merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}`)), '--out', join(dir, 'merged')]);
+    assert.equal(merged.code, 0, merged.err);
+    assert.match(merged.err, /6 rows from 3 folders .* complete/);
+    const key = (rows: BenchRow[]): unknown[] => rows.sort((a, b) => (a.unit < b.unit ? -1 : 1)).map(comparable);
+    const a = key(readRows(whole));
+    const b = key(readRows(join(dir, 'merged')));
+    assert.equal(a.length, 6);
+    assert.deepEqual(b, a);
+    // Real numbers came back: UCE changed some parameters, SLD (a wrapper) none.
+    const erase = (m: string): Record<string, unknown> => readRows(whole).find((r) => r.unit.endsWith(`/${m}/kitchen-knife/erase`))!.data;
+    assert.ok((erase('uce')['changed'] as { params: number }).params > 0);
+    assert.equal((erase('sld')['changed'] as { params: number }).params, 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
