@@ -1,7 +1,8 @@
 // Concept inversion on tiny models with a real text encoder: the learned token lowers the erased
 // model's denoising loss on the concept images (fixed held-out draws), repeats with the seed, and
 // generation from a learned conditioning is the generator's own sampling (a slot holding a word's
-// row samples the same latents as the prompt text).
+// row samples the same latents as the prompt text, and white-box sampling gives the generators'
+// pixels).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf } from '../../src/engine/tf.js';
@@ -11,7 +12,8 @@ import { rowEmbeddings, slotCond, slotLayout, type SlotLayout } from '../../src/
 import { invertConcept, INVERSION_BUDGETS, INVERSION_TEMPLATE, initializerWord, type InversionSettings } from '../../src/attacks/inversion.js';
 import { optimiseSlots } from '../../src/attacks/prompt-optimiser.js';
 import { tokenSpace } from '../../src/attacks/tokens.js';
-import { denoisingLoss, promptLatents, sampleLatents } from '../../src/attacks/white-box.js';
+import { denoisingLoss, latentDecoder, promptLatents, sampleLatents } from '../../src/attacks/white-box.js';
+import { loadAttackSubject } from '../../src/attacks/subject.js';
 import { erasureTarget } from '../../src/world/targets.js';
 import { tinyText, tinyTextFlux, tinyTextUnet } from './tiny-text.js';
 
@@ -100,4 +102,23 @@ test('textual inversion (soft slot) reaches a hidden word\'s text features from 
   disposeCond(goal);
   model.dispose();
   enc.dispose();
+});
+
+test('white-box sampling and decoding (how inversion generates) gives the shipped generators\' pixels', async () => {
+  await useBackend();
+  for (const name of ['flux-emoji', 'sd-emoji']) {
+    const s = await loadAttackSubject(name, name);
+    try {
+      const { steps, cfg } = s.erased.defaults;
+      const dec = await latentDecoder(s.erasedWhiteBox, s.modelDir);
+      const lat = promptLatents(s.erasedWhiteBox, 'an emoji of a cat', steps, cfg, 42, 2);
+      const a = dec.decode(lat);
+      const b = s.erased.generate({ prompt: 'an emoji of a cat', seed: 42, n: 2 }).images;
+      lat.dispose();
+      dec.dispose();
+      for (let i = 0; i < 2; i++) assert.deepEqual(a[i]!.data, b[i]!.data, `${name} image ${i}`);
+    } finally {
+      s.dispose();
+    }
+  }
 });
