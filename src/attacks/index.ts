@@ -4,21 +4,16 @@ import type { Attack, AttackName } from './types.js';
 
 export { ATTACK_NAMES, type Attack, type AttackName, type AttackResult, type AttackSubject, type AttackOptions } from './types.js';
 
-/** Module file and export name of each attack. */
-const MODULES: Record<AttackName, [file: string, exported: string]> = {
-  'ring-a-bell': ['ring-a-bell', 'ringABell'],
-  p4d: ['p4d', 'p4d'],
-  unlearndiff: ['unlearndiff', 'unlearndiff'],
-  mma: ['mma', 'mma'],
-  inversion: ['inversion', 'inversion'],
-  edit: ['edit', 'edit'],
-  i2p: ['i2p', 'i2p'],
+const LOADERS: Record<AttackName, () => Promise<Attack>> = {
+  'ring-a-bell': async () => (await import('./ring-a-bell.js')).ringABell,
+  p4d: async () => (await import('./p4d.js')).p4d,
+  unlearndiff: async () => (await import('./unlearndiff.js')).unlearndiff,
+  mma: async () => (await import('./mma.js')).mma,
+  inversion: async () => (await import('./inversion.js')).inversion,
+  edit: async () => (await import('./edit.js')).edit,
+  i2p: async () => (await import('./i2p.js')).i2p,
 };
 
-export async function loadAttack(name: AttackName): Promise<Attack> {
-  const [file, exported] = MODULES[name];
-  const mod = (await import(`./${file}.js`)) as Record<string, unknown>;
-  const attack = mod[exported];
-  if (typeof attack !== 'function') throw new Error(`attacks/${file}: no exported attack '${exported}'`);
-  return attack as Attack;
+export function loadAttack(name: AttackName): Promise<Attack> {
+  return LOADERS[name]();
 }
