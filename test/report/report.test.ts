@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { runCli } from '../cli/run.js';
 import { writeTinyFluxBundle } from '../erase/baselines/fixture.js';
 import { useBackend } from '../../src/engine/backend.js';
+import { encodePng } from '../../src/io/png.js';
 import { CHROMIUM, haveChromium, launchChromium } from '../serve/chromium.js';
 import { pathToFileURL } from 'node:url';
 
@@ -108,7 +109,7 @@ test('report on a baseline bundle: method, concept, settings and the loss curve'
   assert.equal((html.match(/<path d="M[^"]*"/g) ?? [])[0]!.split(/[ML]/).length - 1, 3, 'one point per iteration');
 });
 
-test('report on a results folder: every row of every results*.jsonl in a table, nested records as dotted columns, values escaped, broken lines counted', async () => {
+test('report on a results folder: its table.md and grids, then every row of every results*.jsonl in a table (nested records as dotted columns, values escaped, broken lines counted)', async () => {
   const res = join(dir, 'bench');
   mkdirSync(res);
   const rows = [
@@ -118,6 +119,12 @@ test('report on a results folder: every row of every results*.jsonl in a table, 
   writeFileSync(join(res, 'results.shard-1-of-2.jsonl'), rows.map((x) => JSON.stringify(x)).join('\n') + '\n{"method": "esd-x", "conc');
   writeFileSync(join(res, 'results.shard-2-of-2.jsonl'), JSON.stringify({ method: 'ca', asr: 1 }) + '\n');
   writeFileSync(join(res, 'notes.jsonl'), JSON.stringify({ method: 'not a result file' }) + '\n');
+  // A benchmark's table.md and grids/ come first.
+  writeFileSync(join(res, 'table.md'), '### flux-emoji\n\n| method | detection |\n|---|---|\n| mce | 25% → 8% |\n| <b>uce</b> | 25% → 12% |\n\nDetection per case.\n');
+  mkdirSync(join(res, 'grids'));
+  const png = Buffer.from(encodePng({ width: 2, height: 2, channels: 3, data: Uint8Array.from({ length: 12 }, (_, i) => i * 20) }));
+  writeFileSync(join(res, 'grids', 'flux-emoji--kitchen-knife.png'), png);
+  writeFileSync(join(res, 'grids', 'notes.txt'), 'not an image');
   const r = await runCli(['report', res, '--out', join(dir, 'bench.html')]);
   assert.equal(r.code, 0, r.err);
   const html = readFileSync(join(dir, 'bench.html'), 'utf8');
@@ -129,6 +136,10 @@ test('report on a results folder: every row of every results*.jsonl in a table, 
   assert.match(html, /1 line\(s\) of results\.shard-1-of-2\.jsonl are not JSON objects and are left out \(line 3\)/);
   assert.match(html, /<h2>results\.shard-2-of-2\.jsonl<\/h2><p>1 row\(s\)[^]*<tr><td>ca<\/td><td>1<\/td><\/tr>/);
   assert.doesNotMatch(html, /not a result file/);
+  assert.match(html, /<h2>table\.md<\/h2>\n<h4>flux-emoji<\/h4>\n<table><tr><th>method<\/th><th>detection<\/th><\/tr>\n<tr><td>mce<\/td><td>25% → 8%<\/td><\/tr>\n<tr><td>&lt;b&gt;uce&lt;\/b&gt;<\/td><td>25% → 12%<\/td><\/tr><\/table>\n<p>Detection per case\.<\/p>/);
+  assert.ok(html.includes(`<img alt="grids/flux-emoji--kitchen-knife.png" src="data:image/png;base64,${png.toString('base64')}">`));
+  assert.equal((html.match(/<img /g) ?? []).length, 1);
+  assert.ok(html.indexOf('table.md') < html.indexOf('<h2>Images</h2>') && html.indexOf('<h2>Images</h2>') < html.indexOf('results.shard-1-of-2.jsonl'));
 });
 
 test('report: missing, empty or broken folders fail with one line and exit 1; bad usage exits 2', async () => {
