@@ -1,7 +1,8 @@
 // The engine benchmark: each workload runs in our engine (best available backend) and in PyTorch on
 // the same inputs, in the same run. Output: a table (report.ts) and a JSON array of BenchRecord,
 // written atomically. Progress goes to stderr.
-import { mkdtempSync, rmSync, writeFileSync, renameSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { writeFileAtomicSync } from '../io/atomic.js';
 import { endianness, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { tf } from '../engine/tf.js';
@@ -238,7 +239,5 @@ export async function runBench(o: BenchOptions = {}): Promise<BenchRun> {
 /** Write the records as JSON, atomically (temporary file in the same folder, then rename). */
 export function writeResults(path: string, records: BenchRecord[]): void {
   mkdirSync(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(records, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, JSON.stringify(records, null, 2) + '\n');
 }

@@ -115,8 +115,9 @@ async function writeSummary(dir: string): Promise<void> {
   const table = benchTables(rows, settings);
   await writeFileAtomic(join(dir, 'table.md'), table);
   const grids = await writeCaseGrids(dir, rows, settings);
+  const report = await (await import('../report/run-report.js')).writeReport(dir);
   process.stdout.write(table);
-  process.stderr.write(`mce bench: wrote ${join(dir, 'table.md')}${grids.length ? ` and ${grids.length} grids in ${join(dir, 'grids')}` : ''}\n`);
+  process.stderr.write(`mce bench: wrote ${join(dir, 'table.md')}${grids.length ? `, ${grids.length} grids in ${join(dir, 'grids')}` : ''} and ${report.path}\n`);
 }
 
 async function merge(dirs: string[], flags: FlagValues): Promise<number> {

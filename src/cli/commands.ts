@@ -18,6 +18,7 @@ export const commands: CommandEntry[] = [
   { name: 'apply-masks', load: async () => (await import('./apply-masks.js')).applyMasksCommand },
   { name: 'eval', load: async () => (await import('./eval.js')).evalCommand },
   { name: 'baseline', load: async () => (await import('./baseline.js')).baselineCommand },
+  { name: 'attack', load: async () => (await import('./attack.js')).attackCommand },
   { name: 'serve', load: async () => (await import('./serve.js')).serveCommand },
   { name: 'report', load: async () => (await import('./report.js')).reportCommand },
 ];
