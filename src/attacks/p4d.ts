@@ -5,8 +5,9 @@
 // with x_t a state of the original model's own (CFG) sampling of the concept prompt at a random
 // step, p the noise (UNet) or velocity (FLUX), both conditional. The tokens are hard, by PEZ's
 // projection (prompt-optimiser.ts); of the prompts the search visits, the one with the lowest
-// objective on the first, middle and last step's states is kept. One search per concept prompt; the found prompts are then
-// generated on the attacked model and the classifier says whether the concept came back.
+// objective on the first, middle and last step's states is kept. One search per concept prompt;
+// the found prompts are then generated on the attacked model and the classifier says whether the
+// concept came back.
 // Published: prompt_len 16, lr 0.1, weight decay 0.1 (PEZ's AdamW), 3000 iterations. Used: as many
 // tokens as the text encoder's context holds (flux-emoji: 16 - SOT - EOT = 14), the iterations of
 // the budget (settings record both).

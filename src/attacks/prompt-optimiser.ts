@@ -59,7 +59,7 @@ export function optimiseSlots(o: SlotSearch): SlotSearchResult {
   const s = o.layout.slots.length;
   const init = o.init ?? randomRows(o.allowed, s, o.seed);
   const start = rowEmbeddings(enc, init);
-  const soft = tf.variable(start, true, `slots-${o.seed}`);
+  const soft = tf.variable(start, true);
   start.dispose();
   const opt = new AdamW({ slots: soft }, { lr: o.lr, weightDecay: o.weightDecay });
   const losses: number[] = [];
