@@ -115,7 +115,8 @@ export function editLatents(model: BaselineModel, xSrc: Tensor, prompts: { sourc
 
 export const edit: Attack = async (subject, target: ErasureTarget, opts) => {
   const t0 = Date.now();
-  const st = EDIT_BUDGETS[opts.budget];
+  // seedsPerPrompt, when given, is the number of source images per target prompt.
+  const st = { ...EDIT_BUDGETS[opts.budget], ...(opts.seedsPerPrompt ? { imagesPerPrompt: opts.seedsPerPrompt } : {}) };
   const { steps, cfg } = subject.erased.defaults;
   const model = subject.erasedWhiteBox;
   const prompts = editPrompts();

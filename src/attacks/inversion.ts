@@ -91,7 +91,8 @@ export function invertConcept(model: BaselineModel, o: InversionSearch): SlotSea
 
 export const inversion: Attack = async (subject, target: ErasureTarget, opts) => {
   const t0 = Date.now();
-  const st = INVERSION_BUDGETS[opts.budget];
+  // seedsPerPrompt, when given, is the number of images generated from the one learned prompt.
+  const st = { ...INVERSION_BUDGETS[opts.budget], ...(opts.seedsPerPrompt ? { evalImages: opts.seedsPerPrompt } : {}) };
   const { steps, cfg } = subject.erased.defaults;
   const model = subject.erasedWhiteBox;
   const enc = textEncoderOf(model);

@@ -68,6 +68,8 @@ test('the edit attack on flux-emoji fills its result and repeats with the seed',
     assert.equal(again.asr, r.asr);
     assert.equal(again.baseline, r.baseline);
     assert.equal(again.settings['sourceDetected'], src);
+    const one = await edit(subject, target, { seed: 3, budget: 'quick', seedsPerPrompt: 1 });
+    assert.equal(one.generations, 2, 'seedsPerPrompt sets the source images per prompt');
     console.log(`edit on flux-emoji: asr ${r.asr}, source ${src}, baseline ${r.baseline}, ${r.seconds.toFixed(1)} s`);
   } finally {
     subject.dispose();
