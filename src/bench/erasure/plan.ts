@@ -93,9 +93,10 @@ export function cellUnsupported(model: string, method: BenchMethod, c: BenchCase
 export function planUnits(s: BenchSettings): { units: BenchUnit[]; skipped: SkippedCell[] } {
   const units: BenchUnit[] = [];
   const skipped: SkippedCell[] = [];
+  // Case by case, so that a partial run (killed, or read before it ends) has every method on the first cases.
   for (const model of s.models) {
-    for (const method of s.methods) {
-      for (const caseId of s.cases) {
+    for (const caseId of s.cases) {
+      for (const method of s.methods) {
         const cell = `${model}/${method}/${caseId}`;
         const why = cellUnsupported(model, method, benchCase(caseId));
         if (why) {
