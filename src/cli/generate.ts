@@ -1,11 +1,22 @@
 // `mce generate`: text to image with a shipped model (flux-emoji, sd-emoji) or a model folder, any
 // family (generate/index.ts loadTextToImage picks the loader from the manifest's format).
+// `--n K --shard I/N` makes only shard I's images (generate/shard.ts); `mce generate merge` joins
+// the shard folders into the image the unsharded run writes, byte for byte.
+//
+//   mce generate --prompt "a bomb" --n 16 --shard 2/4 --out bomb.png   -> bomb.shard-2-of-4/
+//   mce generate merge bomb.shard-*-of-4 --out bomb.png
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RgbImage } from '../generate/index.js';
 import { writePng } from '../io/png.js';
-import { UsageError, UserError, type Command } from './command.js';
+import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { parseShard } from './shard-flag.js';
 
 export const generateCommand: Command = {
   name: 'generate',
-  summary: 'generate images from a text prompt (flux-emoji, sd-emoji or a model folder); same seed and flags, same bytes',
+  summary: 'generate images from a text prompt (flux-emoji, sd-emoji or a model folder); same seed and flags, same bytes; `generate merge DIR...` joins shards',
+  args: '[merge SHARD_DIR...]',
   flags: {
     model: { type: 'string', help: 'flux-emoji, sd-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
     prompt: { type: 'string', help: 'the text prompt' },
@@ -16,8 +27,10 @@ export const generateCommand: Command = {
     out: { type: 'string', help: 'output PNG file', default: 'out.png' },
     masks: { type: 'string', help: 'masks.safetensors from mce erase: sample the erased model without folding the masks into its weights' },
     trajectory: { type: 'boolean', help: 'also write FILE.trajectory.png: the predicted x0 at every step' },
+    shard: { type: 'string', help: 'make only shard I of N of the --n images (1-based, e.g. 2/4), as PNGs in FILE.shard-I-of-N/; join with mce generate merge' },
   },
   async run(args, flags) {
+    if (args[0] === 'merge') return merge(args.slice(1), flags);
     if (args.length) throw new UsageError(`mce generate: unexpected argument '${args[0]}' (the prompt goes in --prompt)`);
     const prompt = flags['prompt'];
     if (typeof prompt !== 'string') throw new UsageError('mce generate: --prompt TEXT is required');
@@ -35,6 +48,8 @@ export const generateCommand: Command = {
     const out = flags['out'] as string;
     if (!out.toLowerCase().endsWith('.png')) throw new UsageError(`mce generate: --out must name a .png file, got '${out}'`);
     const modelName = flags['model'] as string;
+    const shard = parseShard('mce generate', flags['shard']);
+    if (shard && flags['trajectory']) throw new UsageError('mce generate: --trajectory does not combine with --shard');
 
     const { useBackend } = await import('../engine/backend.js');
     const gen = await import('../generate/index.js');
@@ -52,21 +67,72 @@ export const generateCommand: Command = {
       }
       throw e;
     }
+    const sweep = await import('../generate/shard.js');
     const t0 = performance.now();
-    const res = model.generate({ prompt, seed, steps, cfg, n, trajectory: Boolean(flags['trajectory']) });
+    const opts = { prompt, seed, steps, cfg, trajectory: Boolean(flags['trajectory']) };
+    const used = { steps: steps ?? model.defaults.steps, cfg: cfg ?? model.defaults.cfg };
+    if (shard) {
+      const dir = sweep.shardFolder(out, shard.i, shard.n);
+      const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
+      const settings = { prompt, seed, ...used, n, model: { name: model.name, manifest: sha(join(model.dir, 'manifest.json')) }, masks: masksPath === undefined ? null : sha(masksPath) };
+      const batches = sweep.sweepBatches(n, shard.i, shard.n);
+      let made = 0;
+      try {
+        sweep.claimShardFolder(dir, settings);
+        const todo = batches.filter((b) => !sweep.batchDone(dir, b));
+        sweep.generateBatches(model.generate, opts, todo, (b, images) => {
+          sweep.writeShardImages(dir, b.first, images);
+          made += images.length;
+        });
+      } catch (e) {
+        throw new UserError((e as Error).message.split('\n')[0]!);
+      } finally {
+        model.dispose();
+      }
+      const mine = batches.reduce((a, b) => a + b.n, 0);
+      process.stderr.write(`mce generate: shard ${shard.i + 1}/${shard.n}: ${made} of its ${mine} image(s) made (${mine - made} already there), ${((performance.now() - t0) / 1000).toFixed(2)} s -> ${dir}; join with: mce generate merge DIR... --out ${out}\n`);
+      return 0;
+    }
+    const images: RgbImage[] = [];
+    const trajectories: RgbImage[][] = [];
+    sweep.generateBatches(model.generate, opts, sweep.sweepBatches(n), (_, imgs, traj) => {
+      images.push(...imgs);
+      if (traj) trajectories.push(...imgs.map((_, i) => traj.map((step) => step[i]!)));
+    });
     const ms = performance.now() - t0;
-    const img = n === 1 ? res.images[0]! : gen.squareGrid(res.images);
+    const img = n === 1 ? images[0]! : gen.squareGrid(images);
     try {
       await writePng(out, { width: img.width, height: img.height, channels: 3, data: img.data });
-      if (res.trajectory) {
-        const strip = gen.imageGrid(res.images.map((_, i) => res.trajectory!.map((step) => step[i]!)));
+      if (trajectories.length) {
+        const strip = gen.imageGrid(trajectories);
         await writePng(out.replace(/\.png$/i, '.trajectory.png'), { width: strip.width, height: strip.height, channels: 3, data: strip.data });
       }
     } catch (e) {
       throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     model.dispose();
-    process.stderr.write(`mce generate: ${n} image(s), ${res.steps} steps, cfg ${res.cfg}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
+    process.stderr.write(`mce generate: ${n} image(s), ${used.steps} steps, cfg ${used.cfg}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
     return 0;
   },
 };
+
+/** `mce generate merge DIR... --out FILE.png`: the unsharded run's image from its shard folders. */
+async function merge(dirs: string[], flags: FlagValues): Promise<number> {
+  if (!dirs.length) throw new UsageError('mce generate merge: give the shard folders (mce generate merge DIR... --out FILE.png)');
+  const out = flags['out'] as string;
+  if (!out.toLowerCase().endsWith('.png')) throw new UsageError(`mce generate merge: --out must name a .png file, got '${out}'`);
+  const { mergeShards } = await import('../generate/shard.js');
+  let r;
+  try {
+    r = mergeShards(dirs);
+  } catch (e) {
+    throw new UserError((e as Error).message.split('\n')[0]!);
+  }
+  try {
+    await writePng(out, { ...r.image, channels: 3 });
+  } catch (e) {
+    throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  process.stderr.write(`mce generate merge: ${r.settings.n} image(s) from ${dirs.length} folders -> ${out}\n`);
+  return 0;
+}

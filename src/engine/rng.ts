@@ -84,12 +84,13 @@ export function randnArray(size: number, seed: number): Float32Array {
 }
 
 /**
- * Noise for a batch of n images, `per` values each: image k gets randnArray(per, mixSeed(seed, k)),
- * so an image's noise does not depend on how many others share its batch.
+ * Noise for a batch of n images, `per` values each: image k gets randnArray(per, mixSeed(seed, first + k)),
+ * so an image's noise does not depend on how many others share its batch (a shard of a sweep starts
+ * at `first`).
  */
-export function randnBatch(n: number, per: number, seed: number): Float32Array {
+export function randnBatch(n: number, per: number, seed: number, first = 0): Float32Array {
   const out = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) out.set(randnArray(per, mixSeed(seed, i)), i * per);
+  for (let i = 0; i < n; i++) out.set(randnArray(per, mixSeed(seed, first + i)), i * per);
   return out;
 }
 

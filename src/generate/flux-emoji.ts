@@ -88,6 +88,8 @@ export interface GenerateOptions {
   steps?: number;
   cfg?: number;
   n?: number;
+  /** Index of the call's first image in a larger sweep (default 0): image i of the call is image first + i of the sweep, its noise seeded by mixSeed(seed, first + i). */
+  first?: number;
   /** Also decode the predicted x0 at every step. */
   trajectory?: boolean;
   /** Negative / unconditional prompt for CFG (default ""). */
@@ -157,7 +159,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   const txt_ids = makeTxtIds(b, enc.txt.shape[1]!);
   const den = fluxDenoiser(model.cfg, model.weights, { img_ids, txt: enc.txt, txt_ids, y: enc.y });
   const per = lc * lh * lw;
-  const noise = randnBatch(n, per, seed);
+  const noise = randnBatch(n, per, seed, opts.first ?? 0);
   const x0 = tf.tidy(() => packLatents(tf.tensor4d(noise, [n, lc, lh, lw])));
   const velocity = (x: Tensor, t: number): Tensor =>
     tf.tidy(() => {

@@ -96,7 +96,7 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   const plan = ddimPlan(steps);
   const [lc, lh, lw] = m.latent.shape;
   const per = lc * lh * lw;
-  const noise = randnBatch(n, per, seed);
+  const noise = randnBatch(n, per, seed, opts.first ?? 0);
   const xT = tf.tensor4d(noise, [n, lc, lh, lw]);
   const guided = cfg !== 1;
   const cond = model.text.encode(Array.from({ length: n }, () => opts.prompt));

@@ -66,9 +66,9 @@ export function replaceConcept(prompt: string, concepts: readonly string[], neut
   return null;
 }
 
-function noiseFor(seed: number, n: number, shape: readonly [number, number, number]): Tensor {
+function noiseFor(seed: number, n: number, shape: readonly [number, number, number], first = 0): Tensor {
   const per = shape[0] * shape[1] * shape[2];
-  return tf.tensor4d(randnBatch(n, per, seed), [n, ...shape]);
+  return tf.tensor4d(randnBatch(n, per, seed, first), [n, ...shape]);
 }
 
 /** The guided prediction from one forward over [x; x; x] with [prompt; negative; safety]. */
@@ -94,7 +94,7 @@ function generateFluxSld(m: FluxEmojiModel, opts: GenerateOptions, w: SldWrapper
   const img_ids = makeImgIds(3 * n, lh / 2, lw / 2);
   const txt_ids = makeTxtIds(3 * n, enc.txt.shape[1]!);
   const den = fluxDenoiser(m.cfg, m.weights, { img_ids, txt: enc.txt, txt_ids, y: enc.y });
-  const x0 = tf.tidy(() => packLatents(noiseFor(seed, n, man.latent.shape)));
+  const x0 = tf.tidy(() => packLatents(noiseFor(seed, n, man.latent.shape, opts.first ?? 0)));
   const state: SldState = { momentum: null };
   const velocity = (x: Tensor, t: number): Tensor =>
     tf.tidy(() => sldPrediction(den.velocity(tf.concat([x, x, x], 0), t), n, cfg, p, timesteps.indexOf(t), state));
@@ -140,7 +140,7 @@ function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowE
   const n = opts.n ?? 1;
   const ts = fluxSchedule(steps, { imageSeqLen: man.latent.packed_tokens, shift: man.sampling.shift });
   // The source image: the model's own sample for the prompt (the same noise and CFG as fluxGenerate).
-  const x0 = tf.tidy(() => packLatents(noiseFor(seed, n, man.latent.shape)));
+  const x0 = tf.tidy(() => packLatents(noiseFor(seed, n, man.latent.shape, opts.first ?? 0)));
   const gen = fluxGuided(m, Array<string>(n).fill(opts.prompt), opts.negative ?? '', cfg);
   const xSrc = eulerSample(gen.velocity, x0, ts).final;
   gen.dispose();
@@ -187,7 +187,7 @@ function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntr
   const texts = [...Array<string>(n).fill(opts.prompt), ...Array<string>(n).fill(opts.negative ?? ''), ...Array<string>(n).fill(w.safety_concept)];
   const enc = m.text.encode(texts);
   const den = unetDenoiser(m.cfg, m.weights, { context: enc.txt });
-  const xT = noiseFor(seed, n, man.latent.shape);
+  const xT = noiseFor(seed, n, man.latent.shape, opts.first ?? 0);
   const state: SldState = { momentum: null };
   const eps = (x: Tensor, t: number): Tensor =>
     tf.tidy(() => sldPrediction(den.eps(tf.concat([x, x, x], 0), t), n, cfg, p, plan.timesteps.indexOf(t), state));
