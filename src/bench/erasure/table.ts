@@ -38,7 +38,8 @@ export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string
       const er = of(m, 'erase');
       const changed = mean(er.map((r) => {
         const c = r.data['changed'] as { params?: number; totalParams?: number } | undefined;
-        return c && c.totalParams ? (c.params ?? 0) / c.totalParams : m === 'none' ? 0 : null;
+        // The original model and inference wrappers (SLD, FlowEdit) change no weight.
+        return c && c.totalParams ? (c.params ?? 0) / c.totalParams : m === 'none' || r.data['kind'] === 'wrapper' ? 0 : null;
       }));
       const cells = [
         m,
