@@ -2,27 +2,34 @@
 // subcommands (quality now; erasure and others later), sharing the command's flags.
 //
 //   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--out DIR]
+//   mce eval quality ... --shard 2/4 --out runs/quality-2        one of four processes
+//   mce eval quality merge runs/quality-* --out runs/quality    the report of the whole
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { QualityResult } from '../eval/quality.js';
 import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { parseShard } from './shard-flag.js';
 
 /** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
 export interface EvalSubcommand {
   summary: string;
   run(flags: FlagValues): Promise<number>;
+  /** `mce eval <what> merge DIR...`: join the folders of a sharded run. */
+  merge?(dirs: string[], flags: FlagValues): Promise<number>;
 }
 
 export const EVALS: Record<string, EvalSubcommand> = {
   quality: {
     summary: 'held-out prompts x styles x seeds scored next to real renders: accuracy, CLIP score, FID/KID, target detection, pass/fail bars',
     run: runQuality,
+    merge: mergeQuality,
   },
 };
 
 export const evalCommand: Command = {
   name: 'eval',
   summary: `evaluate a model with the emoji-world evaluators (${Object.keys(EVALS).map((k) => `${k}: ${EVALS[k]!.summary}`).join('; ')})`,
-  args: '<what>',
+  args: '<what> [merge DIR...]',
   flags: {
     model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
     json: { type: 'boolean', help: 'print one JSON object instead of the table' },
@@ -32,12 +39,15 @@ export const evalCommand: Command = {
     out: { type: 'string', help: 'folder for quality.json and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
+    shard: { type: 'string', help: "run shard I of N of the evaluation's items (1-based, e.g. 2/4) into --out; join with mce eval quality merge DIR... --out DIR" },
   },
   async run(args, flags) {
     const what = args[0];
-    if (!what || args.length > 1) throw new UsageError(`mce eval: give one of ${Object.keys(EVALS).join(', ')}`);
+    if (!what) throw new UsageError(`mce eval: give one of ${Object.keys(EVALS).join(', ')}`);
     const sub = EVALS[what];
     if (!sub) throw new UsageError(`mce eval: unknown evaluation '${what}' (known: ${Object.keys(EVALS).join(', ')})`);
+    if (args[1] === 'merge' && sub.merge) return sub.merge(args.slice(2), flags);
+    if (args.length > 1) throw new UsageError(`mce eval ${what}: unexpected argument '${args[1]}'${sub.merge ? ' (subcommand: merge)' : ''}`);
     return sub.run(flags);
   },
 };
@@ -63,10 +73,11 @@ async function runQuality(flags: FlagValues): Promise<number> {
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`mce eval quality: --seed must be a non-negative integer, got ${seed}`);
   const concepts = parseConcepts(String(flags['concepts']));
   const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
+  const shard = parseShard('mce eval quality', flags['shard']);
+  if (shard && !out) throw new UsageError('mce eval quality: --shard needs --out DIR (the shard writes its items there)');
   const { useBackend } = await import('../engine/backend.js');
   const { loadTextToImage, ModelLoadError } = await import('../generate/index.js');
-  const { evaluateQuality } = await import('../eval/quality.js');
-  const { formatQuality } = await import('../eval/quality-table.js');
+  const { evaluateQuality, qualitySetup } = await import('../eval/quality.js');
   await useBackend();
   let model;
   try {
@@ -75,20 +86,34 @@ async function runQuality(flags: FlagValues): Promise<number> {
     if (e instanceof ModelLoadError) throw new UserError(e.message);
     throw e;
   }
+  const opts = {
+    seeds,
+    seed,
+    concepts,
+    classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
+    clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
+  };
   let result;
   try {
-    result = await evaluateQuality(model, {
-      seeds,
-      seed,
-      concepts,
-      classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
-      clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
-    });
+    if (shard) {
+      const { runQualityShard } = await import('../eval/quality-shard.js');
+      const r = await runQualityShard(model, qualitySetup(model, opts), out!, shard);
+      process.stderr.write(`mce eval quality: shard ${shard.i + 1}/${shard.n}: ${r.scored} of its ${r.items} items scored (${r.resumed} already there) -> ${out}; join with: mce eval quality merge DIR... --out DIR\n`);
+      return 0;
+    }
+    result = await evaluateQuality(model, opts);
   } catch (e) {
     throw new UserError((e as Error).message.split('\n')[0]!);
   } finally {
     model.dispose();
   }
+  await writeQuality(result, out, flags);
+  return 0;
+}
+
+/** Write quality.json and samples.png into `out` (when given) and print the report. */
+async function writeQuality(result: QualityResult, out: string | undefined, flags: FlagValues): Promise<void> {
+  const { formatQuality } = await import('../eval/quality-table.js');
   if (out) {
     const { writeFileAtomic } = await import('../io/atomic.js');
     const { writePng } = await import('../io/png.js');
@@ -97,5 +122,23 @@ async function runQuality(flags: FlagValues): Promise<number> {
     await writePng(join(out, 'samples.png'), { ...result.grid, channels: 3 });
   }
   process.stdout.write(flags['json'] === true ? JSON.stringify(result.report) + '\n' : formatQuality(result.report) + '\n');
+}
+
+/** `mce eval quality merge DIR... --out DIR`: the unsharded run's report from its shard folders. */
+async function mergeQuality(dirs: string[], flags: FlagValues): Promise<number> {
+  if (!dirs.length) throw new UsageError('mce eval quality merge: give the shard folders (mce eval quality merge DIR... --out DIR)');
+  const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
+  if (!out) throw new UsageError('mce eval quality merge: --out DIR is required');
+  const { useBackend } = await import('../engine/backend.js');
+  const { mergeQualityShards } = await import('../eval/quality-shard.js');
+  await useBackend();
+  let result;
+  try {
+    result = await mergeQualityShards(dirs);
+  } catch (e) {
+    throw new UserError((e as Error).message.split('\n')[0]!);
+  }
+  await writeQuality(result, out, flags);
+  process.stderr.write(`mce eval quality merge: ${result.report.images.generated} images from ${dirs.length} folders -> ${out}\n`);
   return 0;
 }

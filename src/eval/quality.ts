@@ -156,7 +156,7 @@ export function qualityPlan(concepts: readonly string[], styles: readonly Vendor
   );
 }
 
-interface Scores {
+export interface Scores {
   /** Per image, the top-k indices into the trained-concept list. */
   top: Int32Array;
   k: number;
@@ -249,32 +249,149 @@ export function qualityBars(targets: readonly TargetDetection[], top1: Accuracy,
   ];
 }
 
-/** Generate the held-out prompts with `model` and score them. Deterministic for a given seed. */
-export async function evaluateQuality(model: TextToImageModel, opts: QualityOptions = {}): Promise<QualityResult> {
-  const t0 = performance.now();
+/**
+ * Everything an evaluation is fixed by before any image is made: the shards of one evaluation must
+ * share it (eval/quality-shard.ts), and the aggregate needs nothing else.
+ */
+export interface QualitySetup {
+  model: QualityReport['model'];
+  seed: number;
+  seeds: number;
+  /** The concepts the model was trained on (classified among these), in the model's order. */
+  trained: string[];
+  /** The evaluated concepts. */
+  concepts: string[];
+  styles: Vendor[];
+  /** Image size of the model's dataset (the real renders). */
+  datasetSize: number;
+  classifier: string;
+  clip: { path: string; present: boolean };
+  kidSubsets: number;
+  gridRows: number;
+}
+
+export function qualitySetup(model: TextToImageModel, opts: QualityOptions = {}): QualitySetup {
   const seed = opts.seed ?? 0;
   const seeds = opts.seeds ?? 4;
   if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`seeds must be a positive integer, got ${seeds}`);
   const trained = trainedConcepts(model.manifest);
-  const concepts = chooseConcepts(trained, opts.concepts, seed);
   const ds = model.manifest['dataset'] as { size?: number; seed?: number; styles?: Vendor[] };
-  const styles = VENDORS.filter((v) => (ds.styles ?? VENDORS).includes(v));
-  const classifierPath = opts.classifier ?? evaluatorPath('classifier');
-  const clf = await loadClassifier(classifierPath);
-  const trainedIdx = Int32Array.from(trained, (c) => {
+  const clipPath = opts.clip ?? evaluatorPath('clip');
+  return {
+    model: { name: model.name, dir: model.dir, family: model.family, steps: model.defaults.steps, cfg: model.defaults.cfg },
+    seed,
+    seeds,
+    trained,
+    concepts: chooseConcepts(trained, opts.concepts, seed),
+    styles: VENDORS.filter((v) => (ds.styles ?? VENDORS).includes(v)),
+    datasetSize: ds.size ?? model.imageSize,
+    classifier: opts.classifier ?? evaluatorPath('classifier'),
+    clip: { path: clipPath, present: existsSync(clipPath) },
+    kidSubsets: opts.kidSubsets ?? 100,
+    gridRows: opts.gridRows ?? 8,
+  };
+}
+
+/** One held-out prompt's generations, scored: what a shard keeps of an item. */
+export interface ScoredItem {
+  /** Position in qualityPlan(setup.concepts, setup.styles, setup.seed). */
+  index: number;
+  item: QualityItem;
+  /** Per image its top-k concepts (indices into setup.trained), its predicted style and features. */
+  scores: Scores;
+  /** CLIP score of each image with the prompt; null without CLIP weights. */
+  clip: number[] | null;
+  /** The first images (at most two), for the sample grid; only for the grid's concepts. */
+  samples: RgbImage[];
+  seconds: { generate: number; score: number };
+}
+
+interface Evaluators {
+  clf: Classifier;
+  /** Classifier concept index of each trained concept. */
+  trainedIdx: Int32Array;
+}
+
+async function loadEvaluators(setup: QualitySetup): Promise<Evaluators> {
+  const clf = await loadClassifier(setup.classifier);
+  const trainedIdx = Int32Array.from(setup.trained, (c) => {
     const i = clf.config.concepts.indexOf(c);
-    if (i < 0) throw new Error(`the classifier (${classifierPath}) does not know the model's concept "${c}"`);
+    if (i < 0) throw new Error(`the classifier (${setup.classifier}) does not know the model's concept "${c}"`);
     return i;
   });
+  for (const v of setup.styles) if (!clf.config.styles.includes(v)) throw new Error(`the classifier (${setup.classifier}) does not know the style "${v}"`);
+  return { clf, trainedIdx };
+}
+
+/** The concepts shown in the sample grid: up to gridRows, spread over the list. */
+function gridConcepts(setup: QualitySetup): string[] {
+  const n = Math.min(setup.gridRows, setup.concepts.length);
+  return Array.from({ length: n }, (_, i) => setup.concepts[Math.floor((i * setup.concepts.length) / n)]!);
+}
+
+/**
+ * Generate and score the plan's items at `indices` (all by default), handing each to `onItem` as it
+ * is done. An item is one generate call (its noises batched) and one classifier and CLIP pass over
+ * its own images, so its numbers do not depend on which other items run in the same process.
+ */
+export async function scoreItems(
+  model: TextToImageModel,
+  setup: QualitySetup,
+  onItem: (s: ScoredItem) => void | Promise<void>,
+  opts: { indices?: readonly number[]; progress?: boolean } = {},
+): Promise<void> {
+  const ev = await loadEvaluators(setup);
+  const plan = qualityPlan(setup.concepts, setup.styles, setup.seed);
+  const indices = opts.indices ?? plan.map((_, i) => i);
+  const inGrid = new Set(gridConcepts(setup));
+  const progress = new Progress({ total: indices.length, label: 'eval quality', quiet: opts.progress === false });
+  let images = 0;
+  for (const [j, index] of indices.entries()) {
+    const item = plan[index]!;
+    const t0 = performance.now();
+    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: setup.seeds });
+    const t1 = performance.now();
+    const scores = score(ev.clf, res.images, ev.trainedIdx);
+    const clip = setup.clip.present ? await clipScore(res.images, res.images.map(() => item.prompt), { model: setup.clip.path }) : null;
+    const samples = inGrid.has(item.concept) ? res.images.slice(0, 2) : [];
+    await onItem({ index, item, scores, clip, samples, seconds: { generate: (t1 - t0) / 1000, score: (performance.now() - t1) / 1000 } });
+    images += res.images.length;
+    progress.update(j + 1, {}, { images });
+  }
+  progress.finish();
+}
+
+/** Join per-item scores, in plan order. */
+function concatScores(parts: readonly Scores[], k: number, dim: number): Scores {
+  const n = parts.reduce((a, p) => a + p.style.length, 0);
+  const out: Scores = { top: new Int32Array(n * k), k, style: new Int32Array(n), features: { dim, data: new Float32Array(n * dim) } };
+  let at = 0;
+  for (const p of parts) {
+    out.top.set(p.top, at * k);
+    out.style.set(p.style, at);
+    out.features.data.set(p.features.data, at * dim);
+    at += p.style.length;
+  }
+  return out;
+}
+
+/**
+ * The report from every item's scores (any order in, plan order used) and the real renders, which
+ * are rendered and scored here. The same items give the same numbers, however they were split.
+ */
+export async function aggregateQuality(setup: QualitySetup, scored: readonly ScoredItem[]): Promise<QualityResult> {
+  const t0 = performance.now();
+  const { seed, seeds, trained, concepts, styles } = setup;
+  const plan = qualityPlan(concepts, styles, seed);
+  const items = [...scored].sort((a, b) => a.index - b.index);
+  if (items.length !== plan.length || items.some((it, i) => it.index !== i)) throw new Error(`${items.length} of the ${plan.length} items scored: cannot aggregate a partial evaluation`);
+  const ev = await loadEvaluators(setup);
+  const clf = ev.clf;
   const conceptIndex = new Map(trained.map((c, i) => [c, i]));
-  const styleIndex = (v: Vendor): number => {
-    const i = clf.config.styles.indexOf(v);
-    if (i < 0) throw new Error(`the classifier (${classifierPath}) does not know the style "${v}"`);
-    return i;
-  };
+  const styleIndex = (v: Vendor): number => clf.config.styles.indexOf(v);
 
   // Real renders of the evaluated concepts, from the model's own dataset.
-  const data = buildDataset({ size: ds.size ?? model.imageSize, concepts: trained, vendors: styles });
+  const data = buildDataset({ size: setup.datasetSize, concepts: trained, vendors: styles });
   const evaluated = new Set(concepts);
   const real: { img: RgbImage; concept: string; style: Vendor }[] = [];
   for (let r = 0; r < data.n; r++) {
@@ -282,40 +399,27 @@ export async function evaluateQuality(model: TextToImageModel, opts: QualityOpti
     if (evaluated.has(c)) real.push({ img: { width: data.size, height: data.size, data: data.image(r) }, concept: c, style: data.vendors[data.vendorIndex[r]!]! });
   }
 
-  // Generate: one call per held-out prompt, its noises batched.
-  const plan = qualityPlan(concepts, styles, seed);
-  const progress = new Progress({ total: plan.length, label: 'eval quality', quiet: opts.progress === false });
-  const gen: { img: RgbImage; item: QualityItem }[] = [];
-  for (const [i, item] of plan.entries()) {
-    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: seeds });
-    for (const img of res.images) gen.push({ img, item });
-    progress.update(i + 1, {}, { images: gen.length });
-  }
-  progress.finish();
-  const tGen = performance.now();
-
+  const genItems = items.flatMap((it) => Array.from({ length: it.scores.style.length }, () => it.item));
   const truth = (xs: { concept: string; style: Vendor }[]): { concept: Int32Array; style: Int32Array } => ({
     concept: Int32Array.from(xs, (x) => conceptIndex.get(x.concept)!),
     style: Int32Array.from(xs, (x) => styleIndex(x.style)),
   });
-  const genTruth = truth(gen.map((g) => g.item));
+  const genTruth = truth(genItems);
   const realTruth = truth(real);
-  const sg = score(clf, gen.map((g) => g.img), trainedIdx);
-  const sr = score(clf, real.map((r) => r.img), trainedIdx);
+  const sr = score(clf, real.map((r) => r.img), ev.trainedIdx);
+  const sg = concatScores(items.map((it) => it.scores), sr.k, sr.features.dim);
   const ag = accuracies(sg, genTruth.concept, genTruth.style);
   const ar = accuracies(sr, realTruth.concept, realTruth.style);
 
-  const clipPath = opts.clip ?? evaluatorPath('clip');
-  const hasClip = existsSync(clipPath);
-  const prompts = gen.map((g) => g.item.prompt);
+  const hasClip = setup.clip.present;
+  const clipPath = setup.clip.path;
   const promptOf = new Map(plan.map((it) => [`${it.concept}|${it.style}`, it.prompt]));
   const clip = hasClip
     ? {
-        generated: await meanClipScore(gen.map((g) => g.img), prompts, clipPath),
+        generated: mean(items.flatMap((it) => it.clip!)),
         real: await meanClipScore(real.map((r) => r.img), real.map((r) => promptOf.get(`${r.concept}|${r.style}`)!), clipPath),
       }
     : { generated: null, real: null };
-
   const targets: TargetDetection[] = erasureTargets().map((t) => {
     if (t.kind === 'style') {
       const si = styleIndex(t.style!);
@@ -340,18 +444,18 @@ export async function evaluateQuality(model: TextToImageModel, opts: QualityOpti
   const top5: Accuracy = { name: 'concept top-5 accuracy (emoji classifier)', generated: ag.top5, real: ar.top5 };
   const style: Accuracy = { name: 'style accuracy (emoji classifier)', generated: ag.style, real: ar.style };
   const report: QualityReport = {
-    model: { name: model.name, dir: model.dir, family: model.family, steps: model.defaults.steps, cfg: model.defaults.cfg },
+    model: { ...setup.model },
     prompts: 'held-out captions (templates, concept synonyms and style phrases of the held-out split; never seen in training), one seeded caption per concept and style',
     seed,
     seeds,
     styles: [...styles],
     concepts: concepts.length,
-    images: { generated: gen.length, real: real.length },
+    images: { generated: genItems.length, real: real.length },
     classifiedAmong: {
       concepts: trained.length,
-      note: `concepts are classified among the ${trained.length} concepts ${model.name} was trained on (its manifest.dataset), not the whole catalogue`,
+      note: `concepts are classified among the ${trained.length} concepts ${setup.model.name} was trained on (its manifest.dataset), not the whole catalogue`,
     },
-    evaluators: { classifier: classifierPath, clip: hasClip ? clipPath : null },
+    evaluators: { classifier: setup.classifier, clip: hasClip ? clipPath : null },
     metrics: {
       conceptTop1: top1,
       conceptTop5: top5,
@@ -364,47 +468,43 @@ export async function evaluateQuality(model: TextToImageModel, opts: QualityOpti
       fid: {
         name: METRIC_NAMES.fid,
         value: fid(sg.features, sr.features),
-        note: `${gen.length} generated vs ${real.length} real images in ${sg.features.dim} feature dimensions; FID is biased by the sample sizes, so compare runs of the same size only`,
+        note: `${genItems.length} generated vs ${real.length} real images in ${sg.features.dim} feature dimensions; FID is biased by the sample sizes, so compare runs of the same size only`,
       },
-      kid: { name: METRIC_NAMES.kid, ...kid(sg.features, sr.features, { seed, subsets: opts.kidSubsets ?? 100 }) },
+      kid: { name: METRIC_NAMES.kid, ...kid(sg.features, sr.features, { seed, subsets: setup.kidSubsets }) },
     },
     targets,
     bars: qualityBars(targets, top1, style),
     seconds: { generate: 0, score: 0, total: 0, perImage: 0 },
   };
-  const tDone = performance.now();
-  report.seconds = {
-    generate: round((tGen - t0) / 1000),
-    score: round((tDone - tGen) / 1000),
-    total: round((tDone - t0) / 1000),
-    perImage: round((tGen - t0) / 1000 / Math.max(gen.length, 1), 4),
-  };
-  return { report, grid: sampleGrid(concepts, styles, gen, real, seeds, opts.gridRows ?? 8) };
+  // Seconds summed over items (over all shards), plus this aggregate's own time as scoring.
+  const generate = items.reduce((a, it) => a + it.seconds.generate, 0);
+  const scoring = items.reduce((a, it) => a + it.seconds.score, 0) + (performance.now() - t0) / 1000;
+  report.seconds = { generate: round(generate), score: round(scoring), total: round(generate + scoring), perImage: round(generate / Math.max(genItems.length, 1), 4) };
+  return { report, grid: sampleGrid(setup, items, real) };
 }
+
+/** Generate the held-out prompts with `model` and score them. Deterministic for a given seed. */
+export async function evaluateQuality(model: TextToImageModel, opts: QualityOptions = {}): Promise<QualityResult> {
+  const setup = qualitySetup(model, opts);
+  const items: ScoredItem[] = [];
+  await scoreItems(model, setup, (s) => void items.push(s), { progress: opts.progress });
+  return aggregateQuality(setup, items);
+}
+
 
 function round(x: number, digits = 1): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
 
-/** Up to `rows` concepts spread over the list; per style: the real render, then up to two seeds. */
-function sampleGrid(
-  concepts: readonly string[],
-  styles: readonly Vendor[],
-  gen: readonly { img: RgbImage; item: QualityItem }[],
-  real: readonly { img: RgbImage; concept: string; style: Vendor }[],
-  seeds: number,
-  rows: number,
-): RgbImage {
-  const n = Math.min(rows, concepts.length);
-  const picked = Array.from({ length: n }, (_, i) => concepts[Math.floor((i * concepts.length) / n)]!);
-  const perSeed = Math.min(2, seeds);
+/** A row per grid concept; per style: the real render, then up to two seeds. */
+function sampleGrid(setup: QualitySetup, items: readonly ScoredItem[], real: readonly { img: RgbImage; concept: string; style: Vendor }[]): RgbImage {
   return imageGrid(
-    picked.map((c) =>
-      styles.flatMap((s) => {
+    gridConcepts(setup).map((c) =>
+      setup.styles.flatMap((s) => {
         const r = real.find((x) => x.concept === c && x.style === s);
-        const g = gen.filter((x) => x.item.concept === c && x.item.style === s).slice(0, perSeed).map((x) => x.img);
-        return r ? [r.img, ...g] : g;
+        const g = items.find((x) => x.item.concept === c && x.item.style === s)?.samples ?? [];
+        return r ? [r.img, ...g] : [...g];
       }),
     ),
   );
