@@ -30,6 +30,7 @@ export const benchCommand: Command = {
     n: { type: 'number', help: 'erasure: held-out prompts per evaluation group (default 12; --quick 4)' },
     'mce-iters': { type: 'number', help: 'erasure: MCE optimizer steps (default 150, as mce erase; --quick 10)' },
     budget: { type: 'string', help: 'erasure: attack budget quick|full (default quick)' },
+    'attack-seeds': { type: 'number', help: 'erasure: images per adversarial prompt when measuring attack success (default 8; --quick 2)' },
     seed: { type: 'number', help: 'erasure: seed of every random choice', default: 0 },
     out: { type: 'string', help: `erasure: results folder (default runs/bench, --quick runs/bench-quick); engine: results JSON (default ${DEFAULT_RESULTS})` },
     smoke: { type: 'boolean', help: 'engine: quick run (under a minute): few repetitions, same workloads' },
@@ -78,6 +79,7 @@ async function erasure(flags: FlagValues): Promise<number> {
   s.seed = int('seed', 0, 2 ** 31 - 1) ?? s.seed;
   s.n = int('n', 1, 1000) ?? s.n;
   s.mceIters = int('mce-iters', 1, 100000) ?? s.mceIters;
+  s.attackSeeds = int('attack-seeds', 1, 1000) ?? s.attackSeeds;
   const budget = flags['budget'];
   if (budget !== undefined) {
     if (budget !== 'quick' && budget !== 'full') throw new UsageError(`mce bench: --budget must be quick or full, got '${String(budget)}'`);

@@ -35,6 +35,8 @@ export interface BenchSettings {
   n: number;
   /** Attack budget. */
   budget: 'quick' | 'full';
+  /** Images per adversarial prompt when an attack's success rate is measured. */
+  attackSeeds: number;
   /** MCE optimizer steps (mce erase's default is 150). */
   mceIters: number;
   /** Sampling steps for erasure training and evaluation per model (null: the model's default). */
@@ -45,7 +47,7 @@ export interface BenchSettings {
 export function fullSettings(): BenchSettings {
   return {
     models: ['flux-emoji', 'sd-emoji'], methods: [...BENCH_METHODS], cases: BENCH_CASES.map((c) => c.id), attacks: [...ATTACK_NAMES],
-    seed: 0, n: 12, budget: 'quick', mceIters: 150, steps: { 'flux-emoji': null, 'sd-emoji': 20 },
+    seed: 0, n: 12, budget: 'quick', attackSeeds: 8, mceIters: 150, steps: { 'flux-emoji': null, 'sd-emoji': 20 },
   };
 }
 
@@ -53,7 +55,7 @@ export function fullSettings(): BenchSettings {
 export function quickSettings(): BenchSettings {
   return {
     models: ['flux-emoji'], methods: ['none', 'mce', 'uce', 'sld'], cases: ['kitchen-knife'], attacks: ['i2p', 'ring-a-bell'],
-    seed: 0, n: 4, budget: 'quick', mceIters: 10, steps: { 'flux-emoji': null },
+    seed: 0, n: 4, budget: 'quick', attackSeeds: 2, mceIters: 10, steps: { 'flux-emoji': null },
   };
 }
 

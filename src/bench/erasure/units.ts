@@ -116,7 +116,7 @@ async function runAttackUnit(u: BenchUnit, ctx: UnitContext): Promise<Record<str
   try {
     // A multi-concept cell is attacked on its first concept.
     const target = erasureTarget(c.concepts[0]!);
-    const r = await attack(subject, target, { seed: ctx.settings.seed, budget: ctx.settings.budget, progress: false });
+    const r = await attack(subject, target, { seed: ctx.settings.seed, budget: ctx.settings.budget, seedsPerPrompt: ctx.settings.attackSeeds, progress: false });
     const file = saveAttackResult(join(ctx.dir, 'attacks'), r);
     return { asr: r.asr, baseline: r.baseline, generations: r.generations, target: r.target, model: r.model, best: r.prompts.slice(0, 3), file, attackSeconds: r.seconds };
   } finally {
