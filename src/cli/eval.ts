@@ -47,7 +47,7 @@ export const evalCommand: Command = {
     const sub = EVALS[what];
     if (!sub) throw new UsageError(`mce eval: unknown evaluation '${what}' (known: ${Object.keys(EVALS).join(', ')})`);
     if (args[1] === 'merge' && sub.merge) return sub.merge(args.slice(2), flags);
-    if (args.length > 1) throw new UsageError(`mce eval ${what}: unexpected argument '${args[1]}'${sub.merge ? ' (subcommand: merge)' : ''}`);
+    if (args.length > 1) throw new UsageError(`mce eval: give one of ${Object.keys(EVALS).join(', ')}, got the extra argument '${args[1]}'${sub.merge ? ` (to join shards: mce eval ${what} merge DIR...)` : ''}`);
     return sub.run(flags);
   },
 };
