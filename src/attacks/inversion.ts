@@ -46,7 +46,7 @@ export interface InversionSettings {
 
 export const INVERSION_BUDGETS: Readonly<Record<AttackOptions['budget'], InversionSettings>> = Object.freeze({
   quick: { iters: 40, lr: 5e-3, weightDecay: 1e-2, prompts: 2, imagesPerPrompt: 2, batch: 2, evalImages: 4 },
-  full: { iters: 300, lr: 5e-3, weightDecay: 1e-2, prompts: 4, imagesPerPrompt: 4, batch: 4, evalImages: 8 },
+  full: { iters: 120, lr: 5e-3, weightDecay: 1e-2, prompts: 4, imagesPerPrompt: 4, batch: 4, evalImages: 8 },
 });
 
 /** The word whose embedding the new token starts from: the target's last word (its head noun, or the style's name). */

@@ -40,7 +40,7 @@ export interface P4dSettings {
 
 export const P4D_BUDGETS: Readonly<Record<AttackOptions['budget'], P4dSettings>> = Object.freeze({
   quick: { tokens: 16, iters: 20, lr: 0.1, weightDecay: 0.1, prompts: 2, latents: 2, batch: 2 },
-  full: { tokens: 16, iters: 200, lr: 0.1, weightDecay: 0.1, prompts: 4, latents: 4, batch: 2 },
+  full: { tokens: 16, iters: 100, lr: 0.1, weightDecay: 0.1, prompts: 4, latents: 4, batch: 2 },
 });
 
 export interface P4dSearch {

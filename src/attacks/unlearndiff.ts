@@ -38,7 +38,7 @@ export interface UnlearnDiffSettings {
 
 export const UNLEARNDIFF_BUDGETS: Readonly<Record<AttackOptions['budget'], UnlearnDiffSettings>> = Object.freeze({
   quick: { tokens: 5, iters: 20, lr: 0.01, weightDecay: 0.1, prompts: 2, images: 2, batch: 2 },
-  full: { tokens: 5, iters: 40, lr: 0.01, weightDecay: 0.1, prompts: 6, images: 4, batch: 2 },
+  full: { tokens: 5, iters: 40, lr: 0.01, weightDecay: 0.1, prompts: 3, images: 4, batch: 2 },
 });
 
 export interface UnlearnDiffSearch {
