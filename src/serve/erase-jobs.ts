@@ -16,6 +16,8 @@ export interface EraseRequest {
   prompts?: number;
   noises?: number;
   eval?: number;
+  /** false: skip the before/after grid (--no-grid), the slowest part after training on a short run. */
+  grid?: boolean;
   model?: string;
 }
 
@@ -63,6 +65,7 @@ export class EraseJobs {
     if (req.prompts !== undefined) args.push('--prompts', String(req.prompts));
     if (req.noises !== undefined) args.push('--noises', String(req.noises));
     if (req.eval !== undefined) args.push('--eval', String(req.eval));
+    if (req.grid === false) args.push('--no-grid');
     const [cmd, ...pre] = this.opts.cli;
     const state: JobState = { name: req.name, concept: req.concept, status: 'running', code: null, lines: [] };
     const job = { state, child: null as ChildProcess | null, listeners: new Set<Listener>() };

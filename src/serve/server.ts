@@ -88,6 +88,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
         prompts: optionalInteger(body, 'prompts', 1, 100),
         noises: optionalInteger(body, 'noises', 1, 8),
         eval: optionalInteger(body, 'eval', 0, 100),
+        grid: body['grid'] !== false,
       });
       return sendJson(res, 202, { name: job.name, status: job.status, events: `/api/jobs/${job.name}/events` });
     }

@@ -30,13 +30,13 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => void (m.type() === 'error' && errors.push(m.text())));
-});
+}, { timeout: 300_000 });
 
 after(async () => {
   await browser?.close();
   await lab?.close();
   if (runs) rmSync(runs, { recursive: true, force: true });
-});
+}, { timeout: 60_000 });
 
 /** Pixels of a canvas that are drawn (not transparent, not white). */
 function inkedPixels(page: Page, selector: string): Promise<number> {

@@ -34,14 +34,14 @@ before(async () => {
   writeFileSync(join(runs, '..', `${runs.split('/').pop()}-secret.txt`), 'secret');
   symlinkSync('/etc/hostname', join(runs, FIXTURE_RUN, 'outside.png'));
   lab = await startLab({ runsDir: runs, port: 0, webDir: web, cli: CLI_FROM_SOURCES, maxEraseJobs: 4 });
-});
+}, { timeout: 300_000 });
 
 after(async () => {
   await lab?.close();
   rmSync(runs, { recursive: true, force: true });
   rmSync(web, { recursive: true, force: true });
   rmSync(join(runs, '..', `${runs.split('/').pop()}-secret.txt`), { force: true });
-});
+}, { timeout: 60_000 });
 
 /** sha256 of every file under `dir`, by relative path. */
 function treeHashes(dir: string): Record<string, string> {
@@ -169,10 +169,10 @@ test('an erase run that fails streams its error over SSE, ends with its exit cod
   assert.ok(!existsSync(join(runs, 'typo')), 'the claimed folder is given back');
 });
 
-test('a concurrent load from a second process never corrupts a run folder; one of the racing erase starts wins', { timeout: 240_000 }, async () => {
+test('a concurrent load from a second process never corrupts a run folder; one of the racing erase starts wins', { timeout: 400_000 }, async () => {
   const before = treeHashes(join(runs, FIXTURE_RUN));
   const out = await new Promise<string>((done, fail) => {
-    execFile(process.execPath, ['--import', 'tsx', LOAD, lab.url, FIXTURE_RUN, 'raced'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24 }, (e, stdout, stderr) => (e ? fail(new Error(stderr)) : done(stdout)));
+    execFile(process.execPath, ['--import', 'tsx', LOAD, lab.url, FIXTURE_RUN, 'raced'], { cwd: ROOT, encoding: 'utf8', maxBuffer: 1 << 24, timeout: 300_000 }, (e, stdout, stderr) => (e ? fail(new Error(stderr)) : done(stdout)));
   });
   const results = JSON.parse(out) as { kind: string; status: number; body: string; images?: string }[];
   const by = (kind: string) => results.filter((r) => r.kind === kind);
