@@ -28,7 +28,7 @@ export interface TextToImageModel {
   imageSize: number;
   /** Sampling defaults from the manifest. */
   defaults: { steps: number; cfg: number };
-  /** n images for one prompt; image k of a call uses noise seeded by mixSeed(seed, k). */
+  /** n images for one prompt; image k of a call uses noise seeded by mixSeed(seed, (opts.first ?? 0) + k). */
   generate(opts: GenerateOptions): GenerateResult;
   dispose(): void;
 }

@@ -70,8 +70,6 @@ test('eval quality --shard: 3 shard processes merged give the unsharded report e
 test('eval quality --shard: usage errors (exit 2, one line)', async () => {
   const cases: [string[], RegExp][] = [
     [['eval', 'quality', '--shard', '1/3'], /--shard needs --out DIR/],
-    [['eval', 'quality', '--shard', '3/2', '--out', 'x'], /--shard must be I\/N with 1 <= I <= N/],
-    [['eval', 'quality', 'merge', '--out', 'x'], /give the shard folders/],
     [['eval', 'quality', 'merge', 'a'], /--out DIR is required/],
   ];
   const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
