@@ -8,6 +8,7 @@
 //   mce bench merge runs/bench-1 runs/bench-2 --out runs/bench
 import { join } from 'node:path';
 import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { parseShard } from './shard-flag.js';
 import { runBench, writeResults } from '../bench/harness.js';
 import { formatTable } from '../bench/report.js';
 import { PACKAGE_ROOT } from '../bench/torch.js';
@@ -85,12 +86,7 @@ async function erasure(flags: FlagValues): Promise<number> {
     if (budget !== 'quick' && budget !== 'full') throw new UsageError(`mce bench: --budget must be quick or full, got '${String(budget)}'`);
     s.budget = budget;
   }
-  let shard: { i: number; n: number } | null = null;
-  if (flags['shard'] !== undefined) {
-    const m = /^(\d+)\/(\d+)$/.exec(String(flags['shard']));
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > Number(m[2])) throw new UsageError(`mce bench: --shard must be I/N with 1 <= I <= N, got '${String(flags['shard'])}'`);
-    shard = { i: Number(m[1]) - 1, n: Number(m[2]) };
-  }
+  const shard = parseShard('mce bench', flags['shard']);
   const dir = (flags['out'] as string | undefined) ?? (flags['quick'] ? 'runs/bench-quick' : 'runs/bench');
   const { useBackend } = await import('../engine/backend.js');
   const { runErasureBench } = await import('../bench/erasure/run.js');
