@@ -7,11 +7,11 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Comparisons } from './comparisons.js';
 import { EraseJobs } from './erase-jobs.js';
 import { HttpError, readJsonBody, sendJson } from './http.js';
 import { LIMITS, asObject, integer, optionalInteger, runName, text } from './limits.js';
 import { listRuns, readRun, runDir } from './runs.js';
+import { Sampler } from './sampler.js';
 import { readInside } from './static-files.js';
 
 /** The built page (`npm run build:web`): web/dist beside src/ or dist/. */
@@ -47,7 +47,7 @@ function route(req: IncomingMessage): { method: string; parts: string[]; path: s
 export async function startLab(opts: LabOptions): Promise<Lab> {
   const runsDir = resolve(opts.runsDir);
   const webDir = opts.webDir ?? WEB_DIST;
-  const comparisons = new Comparisons({ maxErased: 3, maxQueued: 8 });
+  const sampler = new Sampler({ maxQueued: 8 });
   const jobs = new EraseJobs({ cli: opts.cli ?? [process.execPath, MCE_BIN], runsDir, maxRunning: opts.maxEraseJobs ?? LIMITS.eraseJobs });
   const streams = new Set<ServerResponse>();
 
@@ -68,7 +68,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
     if (method === 'POST' && what === 'compare') {
       const body = asObject(await readJsonBody(req, LIMITS.bodyBytes));
       const run = readRun(runsDir, runName(body['run']));
-      const cmp = await comparisons.compare({
+      const cmp = await sampler.compare({
         dir: run.dir,
         model: String(run.summary['model']),
         prompt: text(body, 'prompt', LIMITS.promptChars),
@@ -141,8 +141,8 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       const status = e instanceof HttpError ? e.status : 500;
       if (status === 500) process.stderr.write(`mce serve: ${method} ${path}: ${(e as Error).stack ?? String(e)}\n`);
       if (res.headersSent) return void res.destroy();
-      // Refused while its body is still coming (413): no keep-alive for what remains of it.
-      if (status === 413) res.setHeader('connection', 'close');
+      // A 413 goes out while the body may still be coming: readJsonBody reads and drops the rest,
+      // so the connection stays usable (closing it with unread data would reset it under the reply).
       sendJson(res, status, { error: (e as Error).message });
     });
   });
@@ -165,7 +165,7 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       const closed = new Promise<void>((done) => server.close(() => done()));
       server.closeAllConnections();
       await closed;
-      comparisons.dispose();
+      await sampler.close();
     },
   };
 }

@@ -156,6 +156,24 @@ test('binds to loopback by default: the lab, and `mce serve` as a user starts it
   }
   const code = await new Promise<number | null>((done) => (child.exitCode !== null ? done(child.exitCode) : child.on('exit', done)));
   assert.equal(code, 0, 'stops cleanly on SIGTERM');
+
+  // Another interface only when asked, and then with a warning.
+  const wide = spawn(CLI_FROM_SOURCES[0]!, [...CLI_FROM_SOURCES.slice(1), 'serve', '--host', '0.0.0.0', '--port', '0', '--runs', runs], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const [out, err] = await new Promise<[string, string]>((done, fail) => {
+      let o = '';
+      let e = '';
+      // Two pipes: wait for both lines, in whichever order they arrive.
+      const check = (): void => void (o.includes('\n') && e.includes('not loopback') && done([o, e]));
+      wide.stderr.on('data', (d: Buffer) => { e += d.toString(); check(); });
+      wide.stdout.on('data', (d: Buffer) => { o += d.toString(); check(); });
+      wide.on('exit', (c) => fail(new Error(`mce serve --host exited ${c}: ${e}`)));
+    });
+    assert.match(out, /mce serve: http:\/\/0\.0\.0\.0:\d+\//);
+    assert.match(err, /listening on 0\.0\.0\.0, not loopback: anyone who can reach it can start erase runs/);
+  } finally {
+    wide.kill('SIGTERM');
+  }
 });
 
 test('an erase run that fails streams its error over SSE, ends with its exit code, and frees the name', async () => {
