@@ -1,7 +1,7 @@
 // Original vs erased images for one prompt and seed, with the predicted x0 of every sampling step.
 // Models load once and stay cached (the original per model, the erased one per run and mask file
 // version); comparisons run one at a time, because sampling holds the CPU and the tensor engine's
-// memory, and a bounded queue answers 503 rather than piling work up under load.
+// memory. Runs in the sampler process (sampler-process.ts); the server bounds the queue (sampler.ts).
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { useBackend } from '../engine/backend.js';
@@ -106,11 +106,5 @@ export class Comparisons {
       ...(r.trajectory ? { trajectory: r.trajectory.map((step) => pngDataUrl(step[0]!)) } : {}),
     });
     return { prompt: req.prompt, seed: a.seed, steps: a.steps, timesteps: a.timesteps, original: side(a), erased: side(b) };
-  }
-
-  dispose(): void {
-    for (const m of [...this.originals.values(), ...this.erased.values()]) void m.then((o) => o.dispose(), () => undefined);
-    this.originals.clear();
-    this.erased.clear();
   }
 }
