@@ -44,7 +44,8 @@ export async function erasureMetrics(
   opts: { n: number; seed: number; steps?: number; modelConcepts?: readonly string[]; gridImages?: number },
 ): Promise<ErasureMetrics> {
   const t0 = performance.now();
-  const neighbours = [...new Set(targets.flatMap((t) => t.neighbours))];
+  // A style's neighbours are the other styles, not concepts: its preservation is the other concepts' accuracy (as buildPromptSets does).
+  const neighbours = [...new Set(targets.filter((t) => t.kind === 'concept').flatMap((t) => t.neighbours))];
   const items = heldOutEvalItems({ targets: [...targets], neighbours }, opts.n, opts.seed, opts.modelConcepts);
   const clf = await loadClassifier();
   const clipPath = evaluatorPath('clip');
