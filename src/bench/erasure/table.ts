@@ -29,7 +29,12 @@ export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string
   for (const model of s.models) {
     const methods = BENCH_METHODS.filter((m) => s.methods.includes(m) && ok.some((r) => r.model === model && r.method === m));
     if (!methods.length) continue;
-    const of = (method: string, kind: string, attack?: string): BenchRow[] => ok.filter((r) => r.model === model && r.method === method && r.kind === kind && (attack === undefined || r.attack === attack));
+    // A method's means run over the cases whose metrics unit finished, so a partial run compares like with like.
+    const measured = (method: string): Set<string> => new Set(ok.filter((r) => r.model === model && r.method === method && r.kind === 'metrics').map((r) => r.case));
+    const of = (method: string, kind: string, attack?: string): BenchRow[] => {
+      const cases = measured(method);
+      return ok.filter((r) => r.model === model && r.method === method && r.kind === kind && cases.has(r.case) && (attack === undefined || r.attack === attack));
+    };
     const head = ['method', 'detection (erase prompts)', 'CLIP (erase)', 'SSIM (preserve)', 'LPIPS-style (preserve)', 'FID (preserve)', 'KID (preserve)', 'neighbour acc.', 'other acc.',
       ...s.attacks.map((a) => `ASR ${a}`), 'erase time (s)', 'peak RSS (MiB)', 'changed params'];
     out.push(`### ${model}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
