@@ -105,6 +105,7 @@ test('copyFileAtomicSync copies exactly; a failed copy keeps the old file and le
 const ALLOWED: Record<string, { calls: string[]; why: string }> = {
   'bench/harness.ts': { calls: ['writeFileSync'], why: 'engine benchmark: scratch inputs for PyTorch in a mkdtemp folder, results written to a temporary name then renamed' },
   'bench/erasure/store.ts': { calls: ['appendFileSync'], why: 'append-only results.jsonl: one line per finished unit; readers (report/jsonl-table.ts) skip a torn last line' },
+  'eval/quality-shard.ts': { calls: ['appendFileSync'], why: 'append-only items*.jsonl: one line per scored item; readItems skips a torn last line' },
 };
 
 test('every file write in src/ goes through src/io/atomic.ts (or is a listed exception)', () => {
