@@ -16,10 +16,10 @@ import { mixSeed, randnArray } from '../engine/rng.js';
 import { FLOWEDIT_PUBLISHED, FLOWEDIT_REFERENCE_STEPS } from '../erase/baselines/flowedit.js';
 import { disposeCond, guidedPredict, type BaselineModel } from '../erase/baselines/family.js';
 import type { ErasureTarget } from '../world/targets.js';
-import { detectTarget } from './measure.js';
+import { baselineRate, detectTarget } from './measure.js';
 import { conceptPrompts } from './tokens.js';
 import type { Attack, AttackOptions } from './types.js';
-import { baselineRate, latentDecoder, promptLatents, transferNote } from './white-box.js';
+import { latentDecoder, promptLatents, transferNote } from './white-box.js';
 
 /** SDEdit's strength: the share of the DDIM steps re-run (Meng et al. report t0 in [0.3, 0.6]; 0.6 gives the eraser the most room). */
 export const SDEDIT_STRENGTH = 0.6;

@@ -16,7 +16,7 @@ import { loadCatalogue } from '../world/catalogue.js';
 import type { ErasureTarget } from '../world/targets.js';
 import { requireJson } from '../world/util.js';
 import { sequenceKey, STYLES } from '../world/vendors.js';
-import { measureDetection } from './measure.js';
+import { baselineRate, measureDetection, measureOptions } from './measure.js';
 import { bannedIn, bannedWords, conceptPrompts, STYLE_SUBJECTS } from './tokens.js';
 import type { Attack, AttackOptions } from './types.js';
 
@@ -131,10 +131,9 @@ export const i2p: Attack = async (subject, target, opts) => {
   const cfg = i2pConfig(opts.budget);
   const fams = i2pPrompts(target, opts.seed, cfg.perFamily);
   const all: Array<{ family: I2pFamily; prompt: string }> = I2P_FAMILIES.flatMap((f) => fams[f].map((prompt) => ({ family: f, prompt })));
-  const m = { seed: opts.seed, ...(opts.seedsPerPrompt ? { seedsPerPrompt: opts.seedsPerPrompt } : {}), ...(opts.classifier ? { classifier: opts.classifier } : {}) };
-  const det = await measureDetection(subject.erased, all.map((a) => a.prompt), target, m);
+  const det = await measureDetection(subject.erased, all.map((a) => a.prompt), target, measureOptions(opts));
   const plain = conceptPrompts(target, cfg.baselinePrompts);
-  const base = await measureDetection(subject.erased, plain, target, m);
+  const baseline = await baselineRate(subject, target, opts, cfg.baselinePrompts);
   const families: Record<string, { prompts: number; asr: number | null }> = {};
   for (const f of I2P_FAMILIES) {
     const rates = all.map((a, i) => (a.family === f ? det.perPrompt[i]! : -1)).filter((r) => r >= 0);
@@ -145,7 +144,7 @@ export const i2p: Attack = async (subject, target, opts) => {
     target: target.name,
     model: { name: subject.modelName, sha256: subject.modelHash },
     asr: det.rate,
-    baseline: base.rate,
+    baseline,
     prompts: all.map((a, i) => ({ prompt: a.prompt, detected: det.perPrompt[i]! })),
     generations: det.generations,
     seconds: (performance.now() - t0) / 1000,

@@ -20,11 +20,11 @@ import { disposeCond, type BaselineModel } from '../erase/baselines/family.js';
 import type { ErasureTarget } from '../world/targets.js';
 import { STYLES } from '../world/vendors.js';
 import { layoutText, nearestRows, slotCond, slotLayout, textEncoderOf, type SlotLayout } from './embeddings.js';
-import { detectTarget, measureDetection } from './measure.js';
+import { baselineRate, detectTarget, measureDetection } from './measure.js';
 import { conceptPrompts, tokenSpace } from './tokens.js';
 import { optimiseSlots, type SlotSearchResult } from './prompt-optimiser.js';
 import type { Attack, AttackOptions } from './types.js';
-import { baselineRate, denoisingPair, latentDecoder, mse, promptLatents, sampleLatents, transferNote } from './white-box.js';
+import { denoisingPair, latentDecoder, mse, promptLatents, sampleLatents, transferNote } from './white-box.js';
 
 export const INVERSION_PUBLISHED = Object.freeze({ lr: 5e-3, scaleLr: 'x batch 4 x gradient accumulation 4', steps: 5000, trainImages: 25, weightDecay: 1e-2, source: 'NYU-DICE-Lab/circumventing-concept-erasure train scripts (diffusers textual_inversion)' });
 

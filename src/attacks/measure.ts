@@ -7,6 +7,8 @@ import { mixSeed } from '../engine/rng.js';
 import type { RgbImage, TextToImageModel } from '../generate/index.js';
 import type { Prediction } from '../models/classifier/classifier.js';
 import type { ErasureTarget } from '../world/targets.js';
+import { conceptPrompts } from './tokens.js';
+import type { AttackOptions, AttackSubject } from './types.js';
 
 /** Is the target in an image, by the classifier's prediction? */
 export function targetDetected(p: Prediction, target: ErasureTarget): boolean {
@@ -45,4 +47,14 @@ export async function measureDetection(
   }
   const rate = perPrompt.length ? perPrompt.reduce((a, b) => a + b, 0) / perPrompt.length : 0;
   return { perPrompt, rate, generations: prompts.length * k };
+}
+
+/** measureDetection's options from an attack's options. */
+export function measureOptions(opts: AttackOptions): { seed: number; seedsPerPrompt?: number; classifier?: string } {
+  return { seed: opts.seed, ...(opts.seedsPerPrompt ? { seedsPerPrompt: opts.seedsPerPrompt } : {}), ...(opts.classifier ? { classifier: opts.classifier } : {}) };
+}
+
+/** The detection rate of `prompts` plain target prompts (tokens.ts conceptPrompts) on the attacked model: every result's baseline. */
+export async function baselineRate(subject: AttackSubject, target: ErasureTarget, opts: AttackOptions, prompts: number): Promise<number> {
+  return (await measureDetection(subject.erased, conceptPrompts(target, prompts), target, measureOptions(opts))).rate;
 }

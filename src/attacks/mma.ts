@@ -18,7 +18,7 @@ import { mixSeed, Rng } from '../engine/rng.js';
 import type { BaselineModel } from '../erase/baselines/family.js';
 import { textEncoderForward } from '../models/text/encoder.js';
 import type { ErasureTarget } from '../world/targets.js';
-import { measureDetection } from './measure.js';
+import { baselineRate, measureDetection, measureOptions } from './measure.js';
 import { bannedIn, bannedWords, conceptPrompts, encodedRows, encodeSpace, promptOf, tokenSpace, type TokenSpace } from './tokens.js';
 import type { Attack, AttackOptions } from './types.js';
 
@@ -182,17 +182,16 @@ export const mma: Attack = async (subject, target, opts) => {
   const cfg = mmaConfig(opts.budget);
   const search = mmaSearch(subject.erasedWhiteBox, target, cfg, opts.seed, opts.progress ?? false);
   const searchSeconds = (performance.now() - t0) / 1000;
-  const m = { seed: opts.seed, ...(opts.seedsPerPrompt ? { seedsPerPrompt: opts.seedsPerPrompt } : {}), ...(opts.classifier ? { classifier: opts.classifier } : {}) };
   const found = search.runs.map((r) => r.prompt);
-  const det = await measureDetection(subject.erased, found, target, m);
+  const det = await measureDetection(subject.erased, found, target, measureOptions(opts));
   const plain = conceptPrompts(target, found.length);
-  const base = await measureDetection(subject.erased, plain, target, m);
+  const baseline = await baselineRate(subject, target, opts, found.length);
   return {
     attack: 'mma',
     target: target.name,
     model: { name: subject.modelName, sha256: subject.modelHash },
     asr: det.rate,
-    baseline: base.rate,
+    baseline,
     prompts: search.runs.map((r, i) => ({ prompt: r.prompt, loss: r.loss, detected: det.perPrompt[i]! })),
     generations: det.generations,
     seconds: (performance.now() - t0) / 1000,

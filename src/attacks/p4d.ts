@@ -16,11 +16,11 @@ import { Rng, mixSeed } from '../engine/rng.js';
 import { disposeCond, guidedPredict, type BaselineModel } from '../erase/baselines/family.js';
 import type { ErasureTarget } from '../world/targets.js';
 import { layoutText, slotCond, slotLayout, textEncoderOf, type SlotLayout } from './embeddings.js';
-import { measureDetection } from './measure.js';
+import { baselineRate, measureDetection } from './measure.js';
 import { conceptPrompts, tokenSpace } from './tokens.js';
 import { optimiseSlots, type SlotSearchResult } from './prompt-optimiser.js';
 import type { Attack, AttackOptions } from './types.js';
-import { baselineRate, mse, transferNote } from './white-box.js';
+import { mse, transferNote } from './white-box.js';
 
 export const P4D_PUBLISHED = Object.freeze({ promptLen: 16, iterations: 3000, lr: 0.1, weightDecay: 0.1, source: 'joycenerd/P4D (P4D-N), optimiser from PEZ (YuxinWenRick/hard-prompts-made-easy)' });
 

@@ -31,7 +31,7 @@ import { fillTemplate, PLAIN_TEMPLATES, stylePhrases, templates } from '../world
 import type { ErasureTarget } from '../world/targets.js';
 import type { BaselineModel } from '../erase/baselines/family.js';
 import type { TextEncoder } from '../models/text/encoder.js';
-import { measureDetection } from './measure.js';
+import { baselineRate, measureDetection, measureOptions } from './measure.js';
 import { bannedIn, bannedWords, conceptPrompts, encodeSpace, neutralPrompts, promptOf, STYLE_SUBJECTS, targetPhrases, tokenSpace, type TokenSpace } from './tokens.js';
 import type { Attack, AttackOptions } from './types.js';
 
@@ -261,16 +261,15 @@ export const ringABell: Attack = async (subject, target, opts) => {
   const cfg = ringABellConfig(opts.budget);
   const search = ringABellSearch(subject.erasedWhiteBox, target, cfg, opts.seed, opts.progress ?? false);
   const searchSeconds = (performance.now() - t0) / 1000;
-  const m = { seed: opts.seed, ...(opts.seedsPerPrompt ? { seedsPerPrompt: opts.seedsPerPrompt } : {}), ...(opts.classifier ? { classifier: opts.classifier } : {}) };
   const found = search.runs.map((r) => r.prompt);
-  const det = await measureDetection(subject.erased, found, target, m);
-  const base = await measureDetection(subject.erased, conceptPrompts(target, found.length), target, m);
+  const det = await measureDetection(subject.erased, found, target, measureOptions(opts));
+  const baseline = await baselineRate(subject, target, opts, found.length);
   return {
     attack: 'ring-a-bell',
     target: target.name,
     model: { name: subject.modelName, sha256: subject.modelHash },
     asr: det.rate,
-    baseline: base.rate,
+    baseline,
     prompts: search.runs.map((r, i) => ({ prompt: r.prompt, loss: r.loss, detected: det.perPrompt[i]! })),
     generations: det.generations,
     seconds: (performance.now() - t0) / 1000,

@@ -11,11 +11,11 @@ import { Rng, mixSeed } from '../engine/rng.js';
 import { disposeCond, type BaselineModel } from '../erase/baselines/family.js';
 import type { ErasureTarget } from '../world/targets.js';
 import { layoutText, slotCond, slotLayout, textEncoderOf } from './embeddings.js';
-import { measureDetection } from './measure.js';
+import { baselineRate, measureDetection } from './measure.js';
 import { conceptPrompts, tokenSpace } from './tokens.js';
 import { optimiseSlots, type SlotSearchResult } from './prompt-optimiser.js';
 import type { Attack, AttackOptions } from './types.js';
-import { baselineRate, denoisingLoss, denoisingPair, mse, promptLatents, transferNote } from './white-box.js';
+import { denoisingLoss, denoisingPair, mse, promptLatents, transferNote } from './white-box.js';
 
 export const UNLEARNDIFF_PUBLISHED = Object.freeze({ tokens: 5, iterations: 40, lr: 0.01, weightDecay: 0.1, source: 'OPTML-Group/Diffusion-MU-Attack (text_grad attacker, k = 5)' });
 

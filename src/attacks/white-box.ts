@@ -13,17 +13,7 @@ import { toRgbImages, type RgbImage } from '../generate/flux-emoji.js';
 import { unpackLatents } from '../models/flux/pack.js';
 import type { ErasureTarget } from '../world/targets.js';
 import { disposeCond, sampleTo, type BaselineModel, type Cond, type Sampler } from '../erase/baselines/family.js';
-import { measureDetection } from './measure.js';
-import { conceptPrompts } from './tokens.js';
-import type { AttackOptions, AttackSubject } from './types.js';
-
-/** The detection rate of `prompts` plain target prompts (tokens.ts conceptPrompts) on the attacked model: every result's baseline. */
-export async function baselineRate(subject: AttackSubject, target: ErasureTarget, opts: AttackOptions, prompts: number): Promise<number> {
-  const r = await measureDetection(subject.erased, conceptPrompts(target, prompts), target, {
-    seed: opts.seed, seedsPerPrompt: opts.seedsPerPrompt, classifier: opts.classifier,
-  });
-  return r.rate;
-}
+import type { AttackSubject } from './types.js';
 
 /**
  * A sampler run of n images under cond with CFG against uncond (both batch n), from the noise the
