@@ -6,24 +6,8 @@ import { join } from 'node:path';
 import { HttpError } from './http.js';
 import { RUN_NAME } from './limits.js';
 
-export interface RunListing {
-  name: string;
-  concepts: string[];
-  model: string;
-  family: string;
-  iters: number | null;
-  steps: number | null;
-  /** Fraction of masked units pruned, over all layers. */
-  pruned: number | null;
-  /** Detection rate of the target before and after erasure, when the run evaluated it. */
-  detection: { before: number; after: number } | null;
-}
-
-export interface BenchListing {
-  /** The results file, relative to the runs folder. */
-  file: string;
-  records: Record<string, unknown>[];
-}
+export type { RunListing, BenchListing } from './api-types.js';
+import type { RunListing, BenchListing } from './api-types.js';
 
 export interface RunDetail {
   name: string;

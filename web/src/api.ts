@@ -1,20 +1,7 @@
 // The lab server's JSON API as the page uses it (src/serve/server.ts is the other side).
 
-export interface RunListing {
-  name: string;
-  concepts: string[];
-  model: string;
-  family: string;
-  iters: number | null;
-  steps: number | null;
-  pruned: number | null;
-  detection: { before: number; after: number } | null;
-}
-
-export interface BenchListing {
-  file: string;
-  records: Record<string, unknown>[];
-}
+export type { RunListing, BenchListing } from '../../src/serve/api-types.js';
+import type { RunListing, BenchListing } from '../../src/serve/api-types.js';
 
 export interface SparsityLayer {
   name: string;
