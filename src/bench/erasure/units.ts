@@ -90,7 +90,7 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
 async function runMetrics(u: BenchUnit, ctx: UnitContext): Promise<Record<string, unknown>> {
   const c = benchCase(u.case);
   const bundle = cellModel(ctx, u);
-  if (!existsSync(join(bundle.includes('/') ? bundle : readManifest(bundle).dir, 'manifest.json'))) throw new Error(`${bundle}: the cell's erased bundle is missing (its erase unit did not finish)`);
+  if (u.method !== 'none' && !existsSync(join(bundle, 'manifest.json'))) throw new Error(`${bundle}: the cell's erased bundle is missing (its erase unit did not finish)`);
   const original = await loadTextToImage(u.model);
   const erased = await loadTextToImage(bundle);
   try {
