@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../cli/run.js';
-import { conceptsNeededBy } from '../../src/world/targets.js';
+import { tinyDiffusionConfig } from './tiny-diffusion.js';
 import { loadCheckpoint } from '../../src/train/state.js';
 import { useBackend } from '../../src/engine/backend.js';
 
@@ -17,23 +17,7 @@ const dir = mkdtempSync(join(tmpdir(), 'mce-nan-stop-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function tinyConfig(name: string, train: { lr: number; weightDecay: number }): string {
-  const cfg = {
-    kind: 'diffusion',
-    name: 'tiny-sd',
-    run: join(dir, `run-${name}`),
-    out: join(dir, `model-${name}`),
-    dataset: { size: 8, concepts: conceptsNeededBy().slice(0, 4), seed: 0 },
-    latent: { kind: 'pixels' },
-    unet: {
-      sample_size: 8, in_channels: 3, out_channels: 3, block_out_channels: [16, 32], layers_per_block: 1,
-      down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
-      mid_block_type: 'UNetMidBlock2DCrossAttn', cross_attention_dim: 16, num_attention_heads: [1, 2], transformer_layers_per_block: 1,
-      norm_num_groups: 8, norm_eps: 1e-5, use_linear_projection: true, flip_sin_to_cos: true, freq_shift: 0,
-    },
-    text: { context_length: 8, width: 16, heads: 2, layers: 1 },
-    train: { steps: 12, batch: 4, warmup: 0, seed: 1, captionDropout: 0.1, styledFraction: 0.5, checkpointEvery: 1, exportEvery: 0, ...train },
-    sampling: { steps: 3, cfg: 3 },
-  };
+  const cfg = tinyDiffusionConfig(dir, name, { train: { steps: 12, batch: 4, warmup: 0, checkpointEvery: 1, ...train }, sampling: { steps: 3, cfg: 3 } });
   const path = join(dir, `${name}.json`);
   writeFileSync(path, JSON.stringify(cfg, null, 1));
   return path;
