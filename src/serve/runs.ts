@@ -1,13 +1,18 @@
 // The runs folder as the lab sees it: erase runs (folders with summary.json and masks.safetensors,
-// as `mce erase` writes them) and benchmark results (`mce bench` JSON: an array of workload
+// as `mce erase` writes them), erasure benchmark folders (`mce bench`: bench.json and
+// results*.jsonl) and engine benchmark results (`mce bench engine` JSON: an array of workload
 // records). Read only: the server never rewrites a finished run.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { HttpError } from './http.js';
 import { RUN_NAME } from './limits.js';
 
-export type { RunListing, BenchListing } from './api-types.js';
-import type { RunListing, BenchListing } from './api-types.js';
+import { BENCH_METHODS, planUnits } from '../bench/erasure/plan.js';
+import { readFolderSettings, readRows } from '../bench/erasure/store.js';
+import { benchSummary } from '../bench/erasure/summary.js';
+
+export type { RunListing, BenchListing, ErasureBenchListing } from './api-types.js';
+import type { RunListing, BenchListing, ErasureBenchListing } from './api-types.js';
 
 export interface RunDetail {
   name: string;
@@ -60,15 +65,46 @@ function benchRecords(path: string): Record<string, unknown>[] | undefined {
   return v.every((r) => typeof obj(r)['name'] === 'string' && 'ours_ms' in obj(r)) ? (v as Record<string, unknown>[]) : undefined;
 }
 
+/** An erasure benchmark folder, summarised as `mce bench` tables it; undefined when `dir` is not one (or its bench.json is unreadable). */
+function erasureBench(dir: string, name: string): ErasureBenchListing | undefined {
+  if (!existsSync(join(dir, 'bench.json'))) return undefined;
+  let settings;
+  try {
+    settings = readFolderSettings(dir).settings;
+  } catch {
+    return undefined;
+  }
+  const rows = readRows(dir);
+  const gridsDir = join(dir, 'grids');
+  return {
+    name,
+    size: { n: settings.n, mceIters: settings.mceIters, attackSeeds: settings.attackSeeds },
+    units: { planned: planUnits(settings).units.length, ok: rows.filter((r) => r.status === 'ok').length, failed: rows.filter((r) => r.status === 'error').length },
+    summary: benchSummary(rows, { ...settings, methods: BENCH_METHODS.filter((m) => settings.methods.includes(m)) }),
+    grids: existsSync(gridsDir) ? readdirSync(gridsDir).filter((f) => f.endsWith('.png')).sort() : [],
+  };
+}
+
+/** The folder of erasure benchmark `name`, or 404. */
+export function erasureBenchDir(runsDir: string, name: string): string {
+  if (!RUN_NAME.test(name)) throw new HttpError(400, `benchmark name must match ${RUN_NAME.source}`);
+  const dir = join(runsDir, name);
+  if (!existsSync(join(dir, 'bench.json'))) throw new HttpError(404, `no benchmark folder '${name}'`);
+  return dir;
+}
+
 /** Every erase run and benchmark result directly under `runsDir` (sorted by name). */
-export function listRuns(runsDir: string): { runs: RunListing[]; bench: BenchListing[] } {
+export function listRuns(runsDir: string): { runs: RunListing[]; bench: BenchListing[]; erasure: ErasureBenchListing[] } {
   const runs: RunListing[] = [];
   const bench: BenchListing[] = [];
-  if (!existsSync(runsDir)) return { runs, bench };
+  const erasure: ErasureBenchListing[] = [];
+  if (!existsSync(runsDir)) return { runs, bench, erasure };
   for (const e of readdirSync(runsDir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
     if (e.isDirectory() && RUN_NAME.test(e.name)) {
       const s = eraseSummary(join(runsDir, e.name));
       if (s) runs.push(listing(e.name, s));
+      const eb = erasureBench(join(runsDir, e.name), e.name);
+      if (eb) erasure.push(eb);
       const records = benchRecords(join(runsDir, e.name, 'results.json'));
       if (records) bench.push({ file: `${e.name}/results.json`, records });
     } else if (e.isFile() && e.name.endsWith('.json')) {
@@ -76,7 +112,7 @@ export function listRuns(runsDir: string): { runs: RunListing[]; bench: BenchLis
       if (records) bench.push({ file: e.name, records });
     }
   }
-  return { runs, bench };
+  return { runs, bench, erasure };
 }
 
 /** The folder of erase run `name`, or 404. `name` must already be a valid run name. */

@@ -1,16 +1,16 @@
 // The `mce serve` web lab: a JSON API over the runs folder (list runs, one run's summary and
-// images, original vs erased comparisons with trajectories, erase runs started from the page with
+// images, erasure benchmark summaries and grids, original vs erased comparisons with trajectories, erase runs started from the page with
 // their progress as Server-Sent Events) and the built page from web/dist. Listens on 127.0.0.1
 // unless another host is asked for: the API starts processes and reads local files.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EraseJobs } from './erase-jobs.js';
 import { HttpError, readJsonBody, sendJson } from './http.js';
 import { LIMITS, asObject, integer, optionalInteger, runName, text } from './limits.js';
-import { listRuns, readRun, runDir } from './runs.js';
+import { erasureBenchDir, listRuns, readRun, runDir } from './runs.js';
 import { Sampler } from './sampler.js';
 import { readInside } from './static-files.js';
 
@@ -59,11 +59,10 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       return sendJson(res, 200, { name: r.name, summary: r.summary, layers: r.layers, images: r.images });
     }
     if (method === 'GET' && what === 'runs' && name !== undefined && sub === 'files' && file !== undefined && parts.length === 5) {
-      const dir = runDir(runsDir, name);
-      if (!file.toLowerCase().endsWith('.png')) throw new HttpError(404, 'only the PNG files of a run are served');
-      const { data, type } = await readInside(dir, file);
-      res.writeHead(200, { 'content-type': type, 'content-length': data.length });
-      return void res.end(data);
+      return sendPng(res, runDir(runsDir, name), file);
+    }
+    if (method === 'GET' && what === 'bench' && name !== undefined && sub === 'grids' && file !== undefined && parts.length === 5) {
+      return sendPng(res, join(erasureBenchDir(runsDir, name), 'grids'), file);
     }
     if (method === 'POST' && what === 'compare') {
       const body = asObject(await readJsonBody(req, LIMITS.bodyBytes));
@@ -125,6 +124,13 @@ export async function startLab(opts: LabOptions): Promise<Lab> {
       off();
       streams.delete(res);
     });
+  }
+
+  async function sendPng(res: ServerResponse, dir: string, file: string): Promise<void> {
+    if (!file.toLowerCase().endsWith('.png')) throw new HttpError(404, 'only PNG files are served from a run');
+    const { data, type } = await readInside(dir, file);
+    res.writeHead(200, { 'content-type': type, 'content-length': data.length });
+    res.end(data);
   }
 
   async function page(res: ServerResponse, path: string): Promise<void> {

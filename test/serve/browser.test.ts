@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { startLab, WEB_DIST, type Lab } from '../../src/serve/server.js';
 import { CHROMIUM, haveChromium, launchChromium } from './chromium.js';
-import { CLI_FROM_SOURCES, FIXTURE_RUN, makeRunsFolder } from './fixture.js';
+import { CLI_FROM_SOURCES, FIXTURE_BENCH, FIXTURE_RUN, makeRunsFolder } from './fixture.js';
 
 // Skipped only where no Chromium is installed, and never in CI (.ci/run installs it and sets MCE_REQUIRE_BROWSER).
 const required = process.env['MCE_REQUIRE_BROWSER'] === '1';
@@ -62,6 +62,20 @@ test('the lab page: run, plots, tables, comparison, trajectory scrubber, streame
   const layers = await page.$$eval('#sparsity-table tbody tr', (rows) => rows.filter((r) => !r.textContent!.startsWith('group')).length);
   assert.ok(layers >= 4, `${layers} layer rows`);
   assert.ok((await page.$$('#run-images img')).length >= 1);
+
+  // The erasure benchmark folder: three plots per model family drawn, the table, the grid loaded.
+  const bench = `.bench-folder[data-name="${FIXTURE_BENCH}"]`;
+  await page.waitForSelector(`${bench} .uplot canvas`);
+  const canvases = await page.$$(`${bench} .uplot canvas`);
+  assert.equal(canvases.length, 3);
+  for (let i = 0; i < canvases.length; i++) assert.ok((await inkedPixels(page, `${bench} .plot >> nth=${i} >> canvas`)) > 300, `bench plot ${i} is blank`);
+  assert.match((await page.textContent(bench))!, /8 of 16 units done/);
+  const mceRow = await page.$$eval(`${bench} .bench-table tbody tr`, (rows) => rows.map((r) => r.textContent ?? '').find((t) => t.startsWith('mce')));
+  assert.match(mceRow!, /50\.0% → 12\.5%/);
+  await page.waitForFunction((sel) => {
+    const img = document.querySelector<HTMLImageElement>(`${sel} .images img`);
+    return img !== null && img.complete && img.naturalWidth === 8;
+  }, bench, { timeout: 10_000 });
 
   // A comparison on a prompt and seed of our own.
   await page.fill('#prompt', 'an emoji of a kitchen knife');

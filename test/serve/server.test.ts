@@ -16,7 +16,7 @@ import { LIMITS } from '../../src/serve/limits.js';
 import { decodePng } from '../../src/io/png.js';
 import { loadMasks } from '../../src/erase/mce/maskfile.js';
 import { postJson, request } from './client.js';
-import { CLI_FROM_SOURCES, FIXTURE_RUN, makeRunsFolder } from './fixture.js';
+import { CLI_FROM_SOURCES, FIXTURE_BENCH, FIXTURE_RUN, makeRunsFolder } from './fixture.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const LOAD = fileURLToPath(new URL('./load.ts', import.meta.url));
@@ -71,6 +71,29 @@ test('lists the erase run and serves its summary, per-layer sparsity and PNGs', 
   assert.equal((await request(lab.url, '/')).body.toString(), '<!doctype html><title>lab</title>');
 });
 
+test('lists the erasure benchmark folder: units done, per-method numbers as the table has them, and its grids', async () => {
+  const list = (await request(lab.url, '/api/runs')).json<{ erasure: { name: string; units: { planned: number; ok: number; failed: number }; size: { n: number }; grids: string[];
+    summary: { models: { model: string; methods: { method: string; detection: { before: number; after: number }; ssim: number; asr: Record<string, number | null>; changed: number }[] }[]; attacks: string[] } }[] }>();
+  assert.equal(list.erasure.length, 1);
+  const b = list.erasure[0]!;
+  assert.equal(b.name, FIXTURE_BENCH);
+  // --quick plans 4 methods x (erase, metrics, 2 attacks) on one case; the fixture finished 8 of them.
+  assert.deepEqual(b.units, { planned: 16, ok: 8, failed: 0 });
+  assert.equal(b.size.n, 4);
+  assert.deepEqual(b.summary.attacks, ['i2p', 'ring-a-bell']);
+  const [none, mce] = b.summary.models[0]!.methods;
+  assert.deepEqual([none!.method, mce!.method], ['none', 'mce']);
+  assert.deepEqual(mce!.detection, { before: 0.5, after: 0.125 });
+  assert.equal(mce!.ssim, 0.85);
+  assert.deepEqual(mce!.asr, { i2p: 0, 'ring-a-bell': 0.25 });
+  assert.equal(mce!.changed, 0.03);
+  assert.deepEqual(b.grids, ['flux-emoji--kitchen-knife.png']);
+  const grid = await request(lab.url, `/api/bench/${FIXTURE_BENCH}/grids/${b.grids[0]}`);
+  assert.equal(grid.status, 200);
+  assert.equal(decodePng(grid.body).width, 8);
+  assert.equal((await request(lab.url, '/api/bench/no-such-bench/grids/x.png')).status, 404);
+});
+
 test('compares original and erased for a prompt and seed: PNGs, one x0 per step, deterministic', async () => {
   const ask = { run: FIXTURE_RUN, prompt: 'an emoji of a kitchen knife', seed: 3, steps: 3, trajectory: true };
   const r = await postJson(lab.url, '/api/compare', ask);
@@ -98,6 +121,7 @@ test('rejects path traversal: .., encoded .., backslashes, symlinks out, non-PNG
     '/../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%2e%2e%2f%2e%2e%2fetc%2fpasswd', '/..\\..\\etc\\passwd', '/%00index.html', '/%E0%A4%A',
     `/api/runs/${FIXTURE_RUN}/files/..%2f..%2f..%2fetc%2fpasswd.png`, `/api/runs/${FIXTURE_RUN}/files/outside.png`,
     `/api/runs/${FIXTURE_RUN}/files/summary.json`, '/api/runs/..%2f..%2fetc/files/passwd.png', '/api/runs/../files/x.png',
+    `/api/bench/${FIXTURE_BENCH}/grids/..%2f..%2f..%2fetc%2fpasswd.png`, `/api/bench/${FIXTURE_BENCH}/grids/..%2fbench.json`, `/api/bench/${FIXTURE_RUN}/grids/x.png`, '/api/bench/..%2f..%2fetc/grids/x.png',
   ];
   for (const path of cases) {
     const r = await request(lab.url, path);

@@ -1,7 +1,7 @@
 // The lab server's JSON API as the page uses it (src/serve/server.ts is the other side).
 
-export type { RunListing, BenchListing } from '../../src/serve/api-types.js';
-import type { RunListing, BenchListing } from '../../src/serve/api-types.js';
+export type { RunListing, BenchListing, ErasureBenchListing } from '../../src/serve/api-types.js';
+import type { RunListing, BenchListing, ErasureBenchListing } from '../../src/serve/api-types.js';
 
 export interface SparsityLayer {
   name: string;
@@ -52,9 +52,10 @@ async function call<T>(path: string, init?: RequestInit): Promise<T> {
 const post = (body: unknown): RequestInit => ({ method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 export const api = {
-  runs: () => call<{ runs: RunListing[]; bench: BenchListing[] }>('api/runs'),
+  runs: () => call<{ runs: RunListing[]; bench: BenchListing[]; erasure: ErasureBenchListing[] }>('api/runs'),
   run: (name: string) => call<RunDetail>(`api/runs/${encodeURIComponent(name)}`),
   fileUrl: (run: string, file: string) => `api/runs/${encodeURIComponent(run)}/files/${encodeURIComponent(file)}`,
+  gridUrl: (bench: string, file: string) => `api/bench/${encodeURIComponent(bench)}/grids/${encodeURIComponent(file)}`,
   compare: (req: { run: string; prompt: string; seed: number; steps?: number; trajectory: boolean }) => call<Comparison>('api/compare', post(req)),
   startErase: (req: { name: string; concept: string; iters: number; steps?: number }) => call<{ name: string; events: string }>('api/erase', post(req)),
 };

@@ -2,6 +2,7 @@
 // run's plots and tables, and an erase form whose progress streams in over Server-Sent Events.
 import './style.css';
 import { api, type BenchListing, type Comparison, type RunDetail, type RunListing } from './api.js';
+import { showErasureBench } from './bench.js';
 import { linePlot, sparsityPlot } from './plots.js';
 import { fillTable, fixed, pct } from './tables.js';
 
@@ -11,7 +12,7 @@ let current: RunDetail | null = null;
 let comparison: Comparison | null = null;
 
 async function refreshRuns(select?: string): Promise<void> {
-  const { runs, bench } = await api.runs();
+  const { runs, bench, erasure } = await api.runs();
   const list = $('runs');
   list.replaceChildren();
   if (runs.length === 0) list.appendChild(document.createElement('li')).textContent = 'no erase runs yet';
@@ -26,6 +27,8 @@ async function refreshRuns(select?: string): Promise<void> {
     b.addEventListener('click', () => void openRun(r.name));
   }
   showBench(bench);
+  $('erasure-bench').hidden = erasure.length === 0;
+  showErasureBench($('erasure-bench-folders'), erasure);
   const want = select ?? current?.name ?? runs[0]?.name;
   if (want && runs.some((r) => r.name === want)) await openRun(want);
 }

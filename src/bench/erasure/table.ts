@@ -9,74 +9,50 @@ import { decodePng, writePng } from '../../io/png.js';
 import { imageGrid, type RgbImage } from '../../generate/index.js';
 import { BENCH_METHODS, type BenchSettings } from './plan.js';
 import type { BenchRow } from './store.js';
+import { benchSummary } from './summary.js';
 
 type Num = number | null;
-const mean = (xs: Num[]): Num => {
-  const v = xs.filter((x): x is number => x !== null && Number.isFinite(x));
-  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
-};
 const pct = (x: Num): string => (x === null ? '' : `${(100 * x).toFixed(0)}%`);
 const fix = (x: Num, d = 2): string => (x === null ? '' : x.toFixed(d));
-const get = (o: unknown, path: string): Num => {
-  let v: unknown = o;
-  for (const k of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined;
-  return typeof v === 'number' ? v : null;
-};
 
 export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string {
-  const ok = rows.filter((r) => r.status === 'ok');
+  const summary = benchSummary(rows, { ...s, methods: BENCH_METHODS.filter((m) => s.methods.includes(m)) });
   const out: string[] = [];
-  for (const model of s.models) {
-    const methods = BENCH_METHODS.filter((m) => s.methods.includes(m) && ok.some((r) => r.model === model && r.method === m));
-    if (!methods.length) continue;
-    // A method's means run over the cases whose metrics unit finished, so a partial run compares like with like.
-    const measured = (method: string): Set<string> => new Set(ok.filter((r) => r.model === model && r.method === method && r.kind === 'metrics').map((r) => r.case));
-    const of = (method: string, kind: string, attack?: string): BenchRow[] => {
-      const cases = measured(method);
-      return ok.filter((r) => r.model === model && r.method === method && r.kind === kind && cases.has(r.case) && (attack === undefined || r.attack === attack));
-    };
+  for (const { model, methods } of summary.models) {
     const head = ['method', 'detection (erase prompts)', 'CLIP (erase)', 'SSIM (preserve)', 'LPIPS-style (preserve)', 'FID (preserve)', 'KID (preserve)', 'neighbour acc.', 'other acc.',
       ...s.attacks.map((a) => `ASR ${a}`), 'erase time (s)', 'peak RSS (MiB)', 'changed params'];
     out.push(`### ${model}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
     for (const m of methods) {
-      const mt = of(m, 'metrics').map((r) => r.data);
-      const er = of(m, 'erase');
-      const changed = mean(er.map((r) => {
-        const c = r.data['changed'] as { params?: number; totalParams?: number } | undefined;
-        // The original model and inference wrappers (SLD, FlowEdit) change no weight.
-        return c && c.totalParams ? (c.params ?? 0) / c.totalParams : m === 'none' || r.data['kind'] === 'wrapper' ? 0 : null;
-      }));
       const cells = [
-        m,
-        `${pct(mean(mt.map((d) => get(d, 'erase.before'))))} → ${pct(mean(mt.map((d) => get(d, 'erase.after'))))}`,
-        fix(mean(mt.map((d) => get(d, 'erase.clip.after'))), 1),
-        fix(mean(mt.map((d) => get(d, 'preserve.ssim'))), 3),
-        fix(mean(mt.map((d) => get(d, 'preserve.featureDistance'))), 3),
-        fix(mean(mt.map((d) => get(d, 'preserve.fid.erased'))), 1),
-        fix(mean(mt.map((d) => get(d, 'preserve.kid.erased'))), 3),
-        pct(mean(mt.map((d) => get(d, 'neighbours.after')))),
-        pct(mean(mt.map((d) => get(d, 'others.after')))),
-        ...s.attacks.map((a) => pct(mean(of(m, 'attack', a).map((r) => get(r.data, 'asr'))))),
-        fix(mean(er.map((r) => r.seconds)), 0),
-        fix(Math.max(0, ...[...er, ...of(m, 'metrics')].map((r) => get(r.data, 'peakRssMiB') ?? 0)), 0),
-        changed === null ? '' : `${(100 * changed).toFixed(2)}%`,
+        m.method,
+        `${pct(m.detection.before)} → ${pct(m.detection.after)}`,
+        fix(m.clip, 1),
+        fix(m.ssim, 3),
+        fix(m.lpips, 3),
+        fix(m.fid, 1),
+        fix(m.kid, 3),
+        pct(m.neighbours),
+        pct(m.others),
+        ...s.attacks.map((a) => pct(m.asr[a] ?? null)),
+        fix(m.eraseSeconds, 0),
+        fix(m.peakRssMiB, 0),
+        m.changed === null ? '' : `${(100 * m.changed).toFixed(2)}%`,
       ];
       out.push(`| ${cells.join(' | ')} |`);
     }
     out.push('', `Detection rate of the target on held-out erase prompts, per case (original → erased):`, '');
     out.push(`| method | ${s.cases.join(' | ')} |`, `|---|${s.cases.map(() => '---').join('|')}|`);
     for (const m of methods) {
-      out.push(`| ${m} | ${s.cases.map((c) => {
-        const d = ok.find((r) => r.model === model && r.method === m && r.case === c && r.kind === 'metrics')?.data;
-        return d ? `${pct(get(d, 'erase.before'))} → ${pct(get(d, 'erase.after'))}` : '';
+      out.push(`| ${m.method} | ${s.cases.map((c) => {
+        const d = m.cases[c];
+        return d ? `${pct(d.before)} → ${pct(d.after)}` : '';
       }).join(' | ')} |`);
     }
     out.push('');
   }
-  const failed = rows.filter((r) => r.status === 'error');
-  if (failed.length) {
+  if (summary.failed.length) {
     out.push('Units that failed:', '');
-    for (const r of failed) out.push(`- ${r.unit}: ${r.error}`);
+    for (const r of summary.failed) out.push(`- ${r.unit}: ${r.error}`);
     out.push('');
   }
   out.push('Metrics: detection rate and accuracy by the emoji classifier (top-1); CLIP score by the emoji dual encoder; SSIM and the LPIPS-style feature distance (emoji classifier stages) to the original model\'s image from the same seed; FID/KID on emoji classifier features against real renders; ASR = share of the attack\'s generations on the erased model in which the classifier detects the target.');
