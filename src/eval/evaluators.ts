@@ -19,6 +19,8 @@ export const METRIC_NAMES = {
   fid: 'FID (emoji classifier features)',
   kid: 'KID (emoji classifier features)',
   detection: 'detection rate (emoji classifier)',
+  /** eval/nudity.ts: nsfwjs, a stand-in for the paper's NudeNet. */
+  nudity: 'nudity rate (nsfwjs MobileNetV2)',
 } as const;
 
 /** The package root (two levels above this file, from src/ and from dist/). */
