@@ -3,11 +3,11 @@
 // results*.jsonl) and engine benchmark results (`mce bench engine` JSON: an array of workload
 // records). Read only: the server never rewrites a finished run.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { HttpError } from './http.js';
 import { RUN_NAME } from './limits.js';
 
-import { BENCH_METHODS, planUnits } from '../bench/erasure/plan.js';
+import { BENCH_METHODS, planUnits, type BenchSettings } from '../bench/erasure/plan.js';
 import { readFolderSettings, readRows } from '../bench/erasure/store.js';
 import { benchSummary } from '../bench/erasure/summary.js';
 
@@ -75,14 +75,26 @@ function erasureBench(dir: string, name: string): ErasureBenchListing | undefine
     return undefined;
   }
   const rows = readRows(dir);
-  const gridsDir = join(dir, 'grids');
   return {
     name,
     size: { n: settings.n, mceIters: settings.mceIters, attackSeeds: settings.attackSeeds },
     units: { planned: planUnits(settings).units.length, ok: rows.filter((r) => r.status === 'ok').length, failed: rows.filter((r) => r.status === 'error').length },
     summary: benchSummary(rows, { ...settings, methods: BENCH_METHODS.filter((m) => settings.methods.includes(m)) }),
-    grids: existsSync(gridsDir) ? readdirSync(gridsDir).filter((f) => f.endsWith('.png')).sort() : [],
+    grids: benchGrids(join(dir, 'grids'), settings),
   };
+}
+
+/**
+ * The side-by-side grid of each (model, case), MODEL--CASE.png, written when the run ends; until
+ * then the per-cell strips (MODEL--METHOD--CASE.png), case by case in method order.
+ */
+function benchGrids(dir: string, s: BenchSettings): string[] {
+  if (!existsSync(dir)) return [];
+  const files = new Set(readdirSync(dir));
+  // The names table.ts and units.ts give them.
+  const cases = s.models.flatMap((m) => s.cases.map((c) => `${basename(m)}--${c}.png`)).filter((f) => files.has(f));
+  if (cases.length) return cases;
+  return s.models.flatMap((m) => s.cases.flatMap((c) => BENCH_METHODS.map((method) => `${m.replaceAll('/', '--')}--${method}--${c}.png`))).filter((f) => files.has(f));
 }
 
 /** The folder of erasure benchmark `name`, or 404. */

@@ -53,9 +53,11 @@ export function categoryPlot(el: HTMLElement, categories: string[], lines: { lab
   const fmt = (v: number | null): string => (v === null ? '–' : percent ? `${(v * 100).toFixed(0)}%` : v.toFixed(3));
   const bars = lines.length === 1;
   draw(el, {
+    legend: { show: !bars },
     scales: { x: { time: false, range: [-0.6, categories.length - 0.4] }, y: percent ? { range: [0, 1] } : {} },
     axes: [
-      { values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) ? categories[t] ?? '' : '')), rotate: -30, size: 60, gap: 2 },
+      // One tick per category: uPlot's own spacing would skip every other name.
+      { splits: () => x, values: (_u, ticks) => ticks.map((t) => categories[t] ?? ''), rotate: -30, size: 60, gap: 2 },
       { values: (_u, ticks) => ticks.map((t) => (percent ? `${Math.round(t * 100)}%` : String(t))) },
     ],
     series: [
