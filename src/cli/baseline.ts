@@ -1,9 +1,10 @@
-// `mce baseline <method>`: erase a concept with a baseline method (UCE, SLD, ESD-x, ESD-u, CA, FlowEdit, EAP) and
+// `mce baseline <method>`: erase one or more concepts with a baseline method (UCE, SLD, ESD-x, ESD-u, CA, FlowEdit, EAP) and
 // write the result as a bundle that `mce generate --model DIR` and `mce eval quality --model DIR`
 // load: an erased copy of the model (UCE, ESD, CA, EAP) or an inference wrapper (SLD, FlowEdit), plus
 // summary.json (settings beside the published ones, time, process peak RSS, what changed).
 //
 //   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
+//   mce baseline esd-x --concept "kitchen knife, dagger" --out runs/esd-x-blades   (erased together)
 import { join } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
 
@@ -12,12 +13,12 @@ const PRESETS = ['WEAK', 'MEDIUM', 'STRONG', 'MAX'] as const;
 
 export const baselineCommand: Command = {
   name: 'baseline',
-  summary: `erase a concept with a baseline (${METHODS.join(', ')}); writes an erased bundle or a sampling wrapper bundle (sld, flowedit) and summary.json`,
+  summary: `erase one or more concepts with a baseline (${METHODS.join(', ')}); writes an erased bundle or a sampling wrapper bundle (sld, flowedit) and summary.json`,
   args: '<method>',
   flags: {
     model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
-    concept: { type: 'string', help: 'the erasure target (mce concepts --targets)' },
-    neutral: { type: 'string', help: "what the concept maps to (UCE guide, CA anchor); default: the target's neutral" },
+    concept: { type: 'string', help: 'the erasure target (mce concepts --targets); several comma-separated, erased together' },
+    neutral: { type: 'string', help: "what the concepts map to (UCE guide, CA anchor, FlowEdit); default: each target's neutral" },
     seed: { type: 'number', help: 'seed of every random choice', default: 0 },
     preset: { type: 'string', help: `SLD preset: ${PRESETS.join(', ')}`, default: 'MEDIUM' },
     iters: { type: 'number', help: 'ESD / EAP: fine-tuning iterations (default 30); CA (default 60)' },
@@ -31,8 +32,10 @@ export const baselineCommand: Command = {
     const method = args[0];
     if (!method || args.length > 1) throw new UsageError(`mce baseline: give one method: ${METHODS.join(', ')}`);
     if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`mce baseline: unknown method '${method}' (known: ${METHODS.join(', ')})`);
-    const concept = flags['concept'];
-    if (typeof concept !== 'string' || !concept.trim()) throw new UsageError('mce baseline: --concept NAME is required');
+    const conceptFlag = flags['concept'];
+    if (typeof conceptFlag !== 'string' || !conceptFlag.trim()) throw new UsageError('mce baseline: --concept NAME is required');
+    // As mce erase: several targets comma-separated.
+    const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
     const out = flags['out'];
     if (typeof out !== 'string' || !out) throw new UsageError('mce baseline: --out DIR is required');
     const int = (name: string, lo: number, hi: number): number | undefined => {
@@ -58,9 +61,9 @@ export const baselineCommand: Command = {
 
     const { erasureTarget } = await import('../world/targets.js');
     const { UnknownConceptError } = await import('../world/catalogue.js');
-    let target;
+    let targets;
     try {
-      target = erasureTarget(concept);
+      targets = concepts.map((c) => erasureTarget(c));
     } catch (e) {
       if (e instanceof UnknownConceptError || (e as Error).name === 'UnknownConceptError') throw new UserError((e as Error).message);
       throw e;
@@ -84,7 +87,7 @@ export const baselineCommand: Command = {
     const rssBefore = process.resourceUsage().maxRSS;
     let result;
     try {
-      result = await runBaseline(loaded.model, method as (typeof METHODS)[number], target, {
+      result = await runBaseline(loaded.model, method as (typeof METHODS)[number], targets, {
         seed, steps: sampleSteps, cfg: loaded.defaults.cfg, neutral: flags['neutral'] as string | undefined,
         preset: preset as (typeof PRESETS)[number], iters, lr, eta, prompts, progress: { label: `baseline ${method}` },
       });
@@ -97,7 +100,8 @@ export const baselineCommand: Command = {
     // tensor peak is not used: it keeps a record of every kernel and overflows on long runs.
     const rssPeak = process.resourceUsage().maxRSS;
     const seconds = (performance.now() - t0) / 1000;
-    const record = { method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
+    const concept = targets.map((t) => t.name).join(', ');
+    const record = { method, concept, settings: result.settings, published: result.published, seed, steps: sampleSteps };
     let changed;
     try {
       changed = await writeBaselineOutput({ dir: loaded.dir, manifest: loaded.manifest, family: loaded.model.family }, result, out, record);
@@ -107,7 +111,7 @@ export const baselineCommand: Command = {
       loaded.dispose();
     }
     const summary = {
-      method, concept: target.name, model: modelName, kind: result.kind === 'wrapper' ? 'inference wrapper' : 'erased bundle',
+      method, concept, model: modelName, kind: result.kind === 'wrapper' ? 'inference wrapper' : 'erased bundle',
       settings: result.settings, published: result.published, seed, steps: sampleSteps,
       seconds: Number(seconds.toFixed(3)),
       peak_rss_bytes: rssPeak * 1024,
@@ -117,7 +121,7 @@ export const baselineCommand: Command = {
       argv: ['mce', 'baseline', ...process.argv.slice(process.argv.indexOf('baseline') + 1)],
     };
     await writeFileAtomic(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
-    process.stderr.write(`mce baseline ${method}: "${target.name}" in ${seconds.toFixed(1)} s, ${changed.params} params changed (${changed.bytes} bytes) -> ${out}\n`);
+    process.stderr.write(`mce baseline ${method}: "${concept}" in ${seconds.toFixed(1)} s, ${changed.params} params changed (${changed.bytes} bytes) -> ${out}\n`);
     return 0;
   },
 };

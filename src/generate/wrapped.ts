@@ -3,9 +3,9 @@
 //   sld   Safe Latent Diffusion guidance (sampling/sld.ts) inside every step, with a third
 //         prediction for the safety concept: FLUX (Euler on the velocity) and the UNet (DDIM on the
 //         noise). Without CFG (cfg 1) SLD is off, as in diffusers' safe pipeline.
-//   flowedit  FlowEdit (Kulikov et al.) as an eraser, FLUX only: when a prompt names the concept,
-//         the model's own image for it is edited along the flow toward the same prompt with the
-//         concept replaced by the neutral phrase (other prompts sample as the base model).
+//   flowedit  FlowEdit (Kulikov et al.) as an eraser, FLUX only: when a prompt names an erased
+//         concept, the model's own image for it is edited along the flow toward the same prompt with
+//         each named concept replaced by its neutral phrase (other prompts sample as the base model).
 // Same seed and flags, same pixels: the noise is drawn as the plain generators draw it.
 import { tf, type Tensor } from '../engine/tf.js';
 import { mixSeed, randnArray, randnBatch } from '../engine/rng.js';
@@ -33,25 +33,47 @@ export interface SldWrapperEntry {
   reference_steps: number;
 }
 
+/** One erased target of a FlowEdit wrapper: phrases that mark a prompt as showing it, and what they become. */
+export interface FlowEditEdit {
+  /** "kitchen knife" and its members. */
+  concepts: string[];
+  /** "spoon". */
+  neutral: string;
+}
+
 /** The `wrapper` entry of a FlowEdit wrapper manifest. */
 export interface FlowEditWrapperEntry {
   method: 'flowedit';
-  /** Phrases that mark a prompt as showing the concept ("kitchen knife"). */
-  concepts: string[];
-  /** What they become in the target prompt ("spoon"). */
-  neutral: string;
+  /** One edit per erased target. */
+  edits: FlowEditEdit[];
   params: { srcGuidance: number; tarGuidance: number; nMax: number; nMin: number; nAvg: number };
   reference_steps: number;
 }
 
 type WrapperEntry = SldWrapperEntry | FlowEditWrapperEntry;
 
+const isEdit = (e: unknown): e is FlowEditEdit =>
+  !!e && Array.isArray((e as FlowEditEdit).concepts) && typeof (e as FlowEditEdit).neutral === 'string';
+
 function wrapperEntry(dir: string, w: unknown): WrapperEntry {
   const e = w as Record<string, unknown> | null;
-  const ok = e && e.params && typeof e.reference_steps === 'number' &&
-    ((e.method === 'sld' && typeof e.safety_concept === 'string') || (e.method === 'flowedit' && Array.isArray(e.concepts) && typeof e.neutral === 'string'));
-  if (!ok) throw new ModelLoadError(`${dir}/manifest.json: unknown or incomplete wrapper (known: sld, flowedit)`);
-  return e as unknown as WrapperEntry;
+  const bad = (): never => {
+    throw new ModelLoadError(`${dir}/manifest.json: unknown or incomplete wrapper (known: sld, flowedit)`);
+  };
+  if (!e || !e.params || typeof e.reference_steps !== 'number') return bad();
+  if (e.method === 'sld' && typeof e.safety_concept === 'string') return e as unknown as SldWrapperEntry;
+  if (e.method !== 'flowedit') return bad();
+  if (Array.isArray(e.edits) && e.edits.length > 0 && e.edits.every(isEdit)) return e as unknown as FlowEditWrapperEntry;
+  // Bundles written before several targets: one target's `concepts` and `neutral` at the top level.
+  if (isEdit(e)) return { method: 'flowedit', edits: [{ concepts: e.concepts, neutral: e.neutral }], params: e.params as FlowEditWrapperEntry['params'], reference_steps: e.reference_steps };
+  return bad();
+}
+
+/** The prompt with each edit's concept (its longest phrase named, once) replaced by its neutral; null when it names none. */
+export function editPrompt(prompt: string, edits: readonly FlowEditEdit[]): string | null {
+  let out: string | null = null;
+  for (const e of edits) out = replaceConcept(out ?? prompt, e.concepts, e.neutral) ?? out;
+  return out;
 }
 
 /** The prompt with the first concept phrase (and its article) replaced by the neutral phrase; null when it names none. */
@@ -130,7 +152,7 @@ function fluxGuided(m: FluxEmojiModel, prompts: readonly string[], negative: str
 }
 
 function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowEditWrapperEntry): GenerateResult {
-  const target = replaceConcept(opts.prompt, w.concepts, w.neutral);
+  const target = editPrompt(opts.prompt, w.edits);
   if (target === null) return fluxGenerate(m, opts);
   // (no trajectory: the edit is not one sampler run)
   const man = m.manifest;

@@ -10,16 +10,16 @@ import { appendRow, claimFolder, readRows, resultsFile, type BenchRow } from '..
 import { mergeResults } from '../../src/bench/erasure/merge.js';
 import { benchTables } from '../../src/bench/erasure/table.js';
 
-test('the full plan: both families, 4 cases, FlowEdit only on FLUX, the multi-concept case only for MCE and the original', () => {
+test('the full plan: both families, 4 cases, every method on every case (the multi-concept one too), FlowEdit only on FLUX', () => {
   const s = fullSettings();
   const { units, skipped } = planUnits(s);
   const cells = new Set(units.map((u) => u.cell));
-  // flux: 9 methods x 3 single cases + (none, mce) x multi = 29; sd: 8 x 3 + 2 = 26
-  assert.equal(cells.size, 55);
-  assert.equal(units.length, 55 * (2 + s.attacks.length));
-  assert.ok(skipped.some((x) => x.cell === 'sd-emoji/flowedit/kitchen-knife'));
-  assert.ok(skipped.some((x) => x.cell === 'flux-emoji/uce/knife-dagger-vampire'));
-  assert.ok(cells.has('flux-emoji/mce/knife-dagger-vampire'));
+  // flux: 9 methods x 4 cases = 36; sd: 8 x 4 = 32 (no FlowEdit)
+  assert.equal(cells.size, 68);
+  assert.equal(units.length, 68 * (2 + s.attacks.length));
+  assert.deepEqual(skipped.map((x) => x.cell).sort(), ['sd-emoji/flowedit/kitchen-knife', 'sd-emoji/flowedit/knife-dagger-vampire', 'sd-emoji/flowedit/twemoji-style', 'sd-emoji/flowedit/vampire']);
+  for (const m of ['mce', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit']) assert.ok(cells.has(`flux-emoji/${m}/knife-dagger-vampire`), m);
+  assert.ok(cells.has('sd-emoji/esd-u/knife-dagger-vampire'));
   assert.equal(new Set(units.map((u) => u.id)).size, units.length);
 });
 

@@ -1,7 +1,7 @@
 // mce baseline as a user runs it: one-line usage errors; each method (ESD-u shares ESD-x's path,
 // test/erase/baselines covers it) on a tiny random bundle writes
 // a bundle that `mce generate --model DIR` loads, and a summary.json; the same seed gives the same
-// bytes.
+// bytes; --concept "a, b" erases both.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -60,6 +60,26 @@ test('baseline: every method on a tiny bundle writes a loadable bundle and summa
     const again = await runCli(['baseline', 'esd-x', '--model', base, '--concept', 'kitchen knife', ...quick, '--out', join(dir, 'esd-x-2')]);
     assert.equal(again.code, 0, again.err);
     assert.deepEqual(readFileSync(join(dir, 'esd-x-2', 'transformer.safetensors')), readFileSync(join(dir, 'esd-x', 'transformer.safetensors')));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('baseline with several comma-separated concepts erases them together (SLD and UCE)', async () => {
+  await useBackend();
+  const dir = mkdtempSync(join(tmpdir(), 'mce-baseline-multi-'));
+  try {
+    const base = join(dir, 'base');
+    await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'kitchen knife', 'spoon', 'dagger', 'pen']);
+    const runs = await Promise.all(['sld', 'uce'].map((m) => runCli(['baseline', m, '--model', base, '--concept', 'kitchen knife, dagger', '--steps', '2', '--out', join(dir, m)])));
+    runs.forEach((r) => assert.equal(r.code, 0, r.err));
+    const sld = JSON.parse(readFileSync(join(dir, 'sld', 'summary.json'), 'utf8')) as { concept: string; settings: { safety_concept: string } };
+    assert.equal(sld.concept, 'kitchen knife, dagger');
+    assert.equal(sld.settings.safety_concept, 'kitchen knife, dagger');
+    const uce = JSON.parse(readFileSync(join(dir, 'uce', 'summary.json'), 'utf8')) as { changed: { params: number }; settings: { texts: { erase: string[]; guide: string[] } } };
+    assert.deepEqual(uce.settings.texts.erase, ['kitchen knife', 'dagger']);
+    assert.deepEqual(uce.settings.texts.guide, ['spoon', 'pen']);
+    assert.ok(uce.changed.params > 0);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -85,10 +85,9 @@ export function benchCase(id: string): BenchCase {
 }
 
 /** Why a method cannot run a cell, or null when it can. */
-export function cellUnsupported(model: string, method: BenchMethod, c: BenchCase): string | null {
+export function cellUnsupported(model: string, method: BenchMethod, _c: BenchCase): string | null {
+  // Every method takes any number of targets (erase/baselines/run.ts erases them together).
   if (method === 'flowedit' && model !== 'flux-emoji' && !model.includes('flux')) return 'FlowEdit edits along a flow: FLUX models only';
-  // Our baselines take one target; MCE (and the original model) take any number.
-  if (c.concepts.length > 1 && method !== 'mce' && method !== 'none') return 'single-concept method in mce (erase them one by one and merge is not defined for it)';
   return null;
 }
 

@@ -76,10 +76,10 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
   const { runBaseline, writeBaselineOutput } = await import('../../erase/baselines/run.js');
   const loaded = await loadBaselineModel(u.model);
   try {
-    const target = erasureTarget(c.concepts[0]!);
+    const targets = c.concepts.map((x) => erasureTarget(x));
     const sampleSteps = steps ?? loaded.defaults.steps;
-    const result = await runBaseline(loaded.model, u.method as Parameters<typeof runBaseline>[1], target, { seed, steps: sampleSteps, cfg: loaded.defaults.cfg, progress: false });
-    const record = { method: u.method, concept: target.name, settings: result.settings, published: result.published, seed, steps: sampleSteps };
+    const result = await runBaseline(loaded.model, u.method as Parameters<typeof runBaseline>[1], targets, { seed, steps: sampleSteps, cfg: loaded.defaults.cfg, progress: false });
+    const record = { method: u.method, concept: c.concepts.join(', '), settings: result.settings, published: result.published, seed, steps: sampleSteps };
     const changed = await writeBaselineOutput({ dir: loaded.dir, manifest: loaded.manifest, family: loaded.model.family }, result, out, record);
     return { bundle: out, kind: result.kind, changed, trainedParams: result.kind === 'weights' ? result.trainedParams : 0 };
   } finally {

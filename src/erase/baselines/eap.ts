@@ -10,11 +10,11 @@
 // Trained weights: ESD-x's (esd.ts). Published (anchors.md, erase-eval defaults): lr 1e-5, 1000
 // iterations, gumbel lr 1e-3, temperature 2, 1000 closest tokens, 100 k-means centres, 2 inner steps.
 // Here: 8 candidates drawn per step from the model's concepts (neighbours included), weight 1, and
-// ESD's defaults (30 iterations, lr 3e-5, esd.ts).
+// ESD's defaults (30 iterations, lr 3e-5, esd.ts). Several concepts: one prompt per step, drawn as ESD draws it.
 import { tf, type Tensor } from '../../engine/tf.js';
 import { mixSeed } from '../../engine/rng.js';
 import { concatCond, disposeCond, sampleTo, type BaselineModel } from './family.js';
-import { ESD_DEFAULTS, esdParts, type EsdSettings } from './esd.js';
+import { ESD_DEFAULTS, esdParts, pickPrompt, type EsdSettings } from './esd.js';
 import { finetune, type FinetuneBatch, type FinetuneResult, type TrainablePart } from './finetune.js';
 import type { ProgressOptions } from '../../train/progress.js';
 
@@ -32,19 +32,26 @@ export interface EapRun extends FinetuneResult {
   parts: TrainablePart[];
   /** The adversarial concept chosen at each step. */
   adversaries: string[];
+  /** The concept prompt each step trained. */
+  stepPrompts: string[];
 }
 
-export async function runEap(model: BaselineModel, concept: string, pool: readonly string[], settings: Partial<EapSettings> & { steps: number },
+export async function runEap(model: BaselineModel, prompts: readonly string[], pool: readonly string[], settings: Partial<EapSettings> & { steps: number },
   opts: { progress?: Omit<ProgressOptions, 'total' | 'start' | 'elapsedOffset'> | false; dir?: string } = {}): Promise<EapRun> {
   if (pool.length === 0) throw new Error('EAP: no candidate concepts');
+  if (prompts.length === 0) throw new Error('EAP: no concept prompt');
   const s: EapSettings = { ...ESD_DEFAULTS, candidates: 8, preserveWeight: 1, ...settings };
   const parts = esdParts(model, 'esd-x');
   const sampler = model.sampler(s.steps);
-  const cond = model.encode([concept]);
+  const conds = prompts.map((p) => model.encode([p]));
   const uncond = model.encode(['']);
   const adversaries: string[] = [];
+  const stepPrompts: string[] = [];
   try {
     const makeBatch = (rng: { int(n: number): number }, step: number, current: Record<string, Tensor>): FinetuneBatch => {
+      const i = pickPrompt(rng, prompts.length);
+      const cond = conds[i]!;
+      stepPrompts[step] = prompts[i]!;
       const k = rng.int(s.steps);
       const noise = model.noise(mixSeed(s.seed, rng.int(0x7fffffff)), 1);
       const x = sampleTo(model, sampler, noise, k, cond, uncond, s.startGuidance);
@@ -80,11 +87,11 @@ export async function runEap(model: BaselineModel, concept: string, pool: readon
     };
     const r = await finetune(model, {
       parts, iters: s.iters, lr: s.lr, weightDecay: s.weightDecay, seed: s.seed, makeBatch,
-      progress: opts.progress, dir: opts.dir, config: { method: 'eap', concept, pool, ...s },
+      progress: opts.progress, dir: opts.dir, config: { method: 'eap', concept: prompts.join(', '), pool, ...s },
     });
-    return { ...r, settings: s, parts, adversaries };
+    return { ...r, settings: s, parts, adversaries, stepPrompts };
   } finally {
-    disposeCond(cond);
+    for (const c of conds) disposeCond(c);
     disposeCond(uncond);
   }
 }

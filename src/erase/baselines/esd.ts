@@ -6,6 +6,9 @@
 //
 // with x_t the frozen model's own CFG sample of the concept prompt run to a random step t (as
 // rohitgandikota/erasing's MM-DiT trainer draws it), p the noise (UNet) or the velocity (FLUX).
+// Several concepts: each step trains one prompt drawn from the seeded stream, as the reference's
+// train-esd.py samples one of its separator-split prompts per iteration (one prompt: no draw, so
+// a single-concept run's stream, and weights, are what they were).
 // Which weights:
 //   esd-x  UNet: every cross-attention weight (`attn2.*`). FLUX: the joint attention's linear maps of
 //          the double blocks (`img_attn`/`txt_attn` qkv and proj, the MM-DiT trainer's '.attn.'
@@ -61,17 +64,29 @@ export function esdParts(model: BaselineModel, method: EsdMethod): TrainablePart
 export interface EsdRun extends FinetuneResult {
   settings: EsdSettings;
   parts: TrainablePart[];
+  /** The prompt each step trained. */
+  stepPrompts: string[];
 }
 
-export async function runEsd(model: BaselineModel, method: EsdMethod, concept: string, settings: Partial<EsdSettings> & { steps: number },
+/** Step's prompt index: drawn from the stream only when there is a choice (one prompt keeps the old stream). */
+export function pickPrompt(rng: { int(n: number): number }, n: number): number {
+  return n > 1 ? rng.int(n) : 0;
+}
+
+export async function runEsd(model: BaselineModel, method: EsdMethod, prompts: readonly string[], settings: Partial<EsdSettings> & { steps: number },
   opts: { progress?: Omit<ProgressOptions, 'total' | 'start' | 'elapsedOffset'> | false; dir?: string } = {}): Promise<EsdRun> {
+  if (prompts.length === 0) throw new Error('ESD: no concept prompt');
   const s: EsdSettings = { ...ESD_DEFAULTS, ...settings };
   const parts = esdParts(model, method);
   const sampler = model.sampler(s.steps);
-  const cond = model.encode([concept]);
+  const conds = prompts.map((p) => model.encode([p]));
   const uncond = model.encode(['']);
+  const stepPrompts: string[] = [];
   try {
-    const makeBatch = (rng: { int(n: number): number }): FinetuneBatch => {
+    const makeBatch = (rng: { int(n: number): number }, step: number): FinetuneBatch => {
+      const i = pickPrompt(rng, prompts.length);
+      const cond = conds[i]!;
+      stepPrompts[step] = prompts[i]!;
       const k = rng.int(s.steps);
       const noise = model.noise(mixSeed(s.seed, rng.int(0x7fffffff)), 1);
       const x = sampleTo(model, sampler, noise, k, cond, uncond, s.startGuidance);
@@ -86,11 +101,11 @@ export async function runEsd(model: BaselineModel, method: EsdMethod, concept: s
     };
     const r = await finetune(model, {
       parts, iters: s.iters, lr: s.lr, weightDecay: s.weightDecay, seed: s.seed, makeBatch,
-      progress: opts.progress, dir: opts.dir, config: { method, concept, ...s },
+      progress: opts.progress, dir: opts.dir, config: { method, concept: prompts.join(', '), ...s },
     });
-    return { ...r, settings: s, parts };
+    return { ...r, settings: s, parts, stepPrompts };
   } finally {
-    disposeCond(cond);
+    for (const c of conds) disposeCond(c);
     disposeCond(uncond);
   }
 }

@@ -1,13 +1,17 @@
-// One baseline by name on a loaded model, for a world erasure target: what the method produces
-// (edited weights, or a sampling wrapper), its settings, and the published settings they scale.
-//   uce    closed-form K/V edit: erase texts = the target's name and members, guide = its neutral,
-//          preserved = its near neighbours (train_erase.py preserves only "" for objects; our world
-//          names the neighbours, so they are kept, as UCE keeps other artists for styles)
-//   sld    wrapper; safety concept = the target's name and members
-//   flowedit  wrapper (FLUX only): prompts naming the target's name or members are edited toward its neutral
-//   esd-x, esd-u   prompt = the target's name
-//   eap    ESD-x's prompt; candidates: the model's concepts but the target's members
-//   ca     erase/anchor pairs: the world's train captions with the concept and with its neutral
+// One baseline by name on a loaded model, for one or more world erasure targets (erased together,
+// as each method's reference code takes several concepts): what the method produces (edited
+// weights, or a sampling wrapper), its settings, and the published settings they scale.
+// A target's phrases are its name and members; its neutral is --neutral if given, else its own.
+//   uce    closed-form K/V edit: erase texts = every target's phrases, each guided to its own
+//          target's neutral; preserved = the targets' near neighbours, erased phrases left out
+//          (train_erase.py preserves only "" for objects; our world names the neighbours, so they
+//          are kept, as UCE keeps other artists for styles)
+//   sld    wrapper; safety concept = every target's phrases joined with ', '
+//   flowedit  wrapper (FLUX only): prompts naming a target's phrase are edited toward its neutral
+//   esd-x, esd-u   prompts = the targets' names, one drawn per step (one target: no draw)
+//   eap    ESD's prompts; candidates: the model's concepts but every target's members
+//   ca     erase/anchor pairs: the world's train captions with each concept and with its neutral
+// One target gives what the single-target runs gave (same seed, same weights).
 import { buildPromptSets, barePhrase } from '../mce/prompts.js';
 import type { ErasureTarget } from '../../world/targets.js';
 import type { ProgressOptions } from '../../train/progress.js';
@@ -56,12 +60,28 @@ function host(w: Record<string, { dataSync(): unknown; dispose(): void }>): Reco
   return out;
 }
 
-export async function runBaseline(model: BaselineModel, method: BaselineMethod, target: ErasureTarget, o: BaselineOptions): Promise<BaselineOutput> {
-  const neutral = barePhrase(o.neutral ?? target.neutral);
-  const concepts = [...new Set([target.name, ...target.members])];
+/** `counts(['a', 'b', 'a'])` = { a: 2, b: 1 }: how many steps trained each prompt. */
+function counts(xs: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) if (x !== undefined) out[x] = (out[x] ?? 0) + 1;
+  return out;
+}
+
+export async function runBaseline(model: BaselineModel, method: BaselineMethod, given: readonly ErasureTarget[], o: BaselineOptions): Promise<BaselineOutput> {
+  const targets = [...new Map(given.map((t) => [t.name, t])).values()];
+  if (targets.length === 0) throw new BaselineError('no erasure target');
+  const neutralOf = (t: ErasureTarget): string => barePhrase(o.neutral ?? t.neutral);
+  const phrasesOf = (t: ErasureTarget): string[] => [t.name, ...t.members];
+  const concepts = [...new Set(targets.flatMap(phrasesOf))];
+  const names = targets.map((t) => t.name);
+  const train = { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}) };
   switch (method) {
     case 'uce': {
-      const texts = { erase: concepts, guide: neutral, preserve: target.neighbours };
+      // Each erase text goes to its own target's neutral (the first target that names it).
+      const guideOf = new Map<string, string>();
+      for (const t of targets) for (const c of phrasesOf(t)) if (!guideOf.has(c)) guideOf.set(c, neutralOf(t));
+      const preserve = [...new Set(targets.flatMap((t) => t.neighbours))].filter((n) => !guideOf.has(n));
+      const texts = { erase: concepts, guide: concepts.map((c) => guideOf.get(c)!), preserve };
       const r = uceEdit(model, texts, { seed: o.seed, captureSteps: o.steps, captureCfg: o.cfg });
       const trained = r.sites.reduce((a, s) => a + (s.rows[1] - s.rows[0]) * model.weights[s.weight]!.shape[1]!, 0);
       return { kind: 'weights', weights: host(r.weights), settings: { ...r.settings, texts, sites: r.sites, rows: r.rows }, published: { lambda: 0.5, erase_scale: 1, preserve_scale: 'max(0.1, 1/#retain)', technique: 'replace', with_to_k: true, source: 'rohitgandikota/unified-concept-editing train_erase.py' }, trainedParams: trained };
@@ -73,23 +93,24 @@ export async function runBaseline(model: BaselineModel, method: BaselineMethod, 
     }
     case 'flowedit': {
       if (model.family !== 'flow') throw new BaselineError('FlowEdit edits along a flow: FLUX models only');
-      const w = flowEditWrapper(concepts, neutral);
-      return { kind: 'wrapper', wrapper: { ...w }, settings: { concepts, neutral, params: w.params, reference_steps: w.reference_steps }, published: { ...FLOWEDIT_PUBLISHED, steps: w.reference_steps, source: 'MCE repo FlowEdit baseline / FlowEdit FLUX defaults' } };
+      const w = flowEditWrapper(targets.map((t) => ({ concepts: [...new Set(phrasesOf(t))], neutral: neutralOf(t) })));
+      return { kind: 'wrapper', wrapper: { ...w }, settings: { edits: w.edits, params: w.params, reference_steps: w.reference_steps }, published: { ...FLOWEDIT_PUBLISHED, steps: w.reference_steps, source: 'MCE repo FlowEdit baseline / FlowEdit FLUX defaults' } };
     }
     case 'esd-x':
     case 'esd-u': {
-      const r = await runEsd(model, method as EsdMethod, target.name, { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
-      return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompt: target.name, trained: r.parts.map((p) => p.weight) }, published: ESD_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
+      const r = await runEsd(model, method as EsdMethod, names, { ...train, ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
+      return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompts: names, prompt_steps: counts(r.stepPrompts), trained: r.parts.map((p) => p.weight) }, published: ESD_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
     }
     case 'eap': {
-      const pool = selectConcepts(320, 0).filter((c) => !target.members.includes(c));
-      const r = await runEap(model, target.name, pool, { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}), ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
-      return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompt: target.name, pool: pool.length, adversaries: r.adversaries, trained: r.parts.map((p) => p.weight) }, published: EAP_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
+      const erased = new Set(targets.flatMap((t) => t.members));
+      const pool = selectConcepts(320, 0).filter((c) => !erased.has(c));
+      const r = await runEap(model, names, pool, { ...train, ...(o.eta !== undefined ? { eta: o.eta } : {}) }, { progress: o.progress });
+      return { kind: 'weights', weights: r.weights, settings: { ...r.settings, prompts: names, prompt_steps: counts(r.stepPrompts), pool: pool.length, adversaries: r.adversaries, trained: r.parts.map((p) => p.weight) }, published: EAP_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
     }
     case 'ca': {
-      const sets = buildPromptSets([target.name], { erasePerTarget: o.prompts ?? 8, preserve: 0, neutral: o.neutral, seed: o.seed });
+      const sets = buildPromptSets(names, { erasePerTarget: o.prompts ?? 8, preserve: 0, neutral: o.neutral, seed: o.seed });
       const pairs = sets.erase.map((p) => ({ prompt: p.prompt, anchor: p.neutral }));
-      const r = await runCa(model, pairs, { steps: o.steps, seed: o.seed, ...(o.iters !== undefined ? { iters: o.iters } : {}), ...(o.lr !== undefined ? { lr: o.lr } : {}) }, { progress: o.progress });
+      const r = await runCa(model, pairs, train, { progress: o.progress });
       return { kind: 'weights', weights: r.weights, settings: { ...r.settings, pairs, trained: r.parts }, published: CA_PUBLISHED, losses: r.losses, trainedParams: r.trainedParams };
     }
   }

@@ -1,6 +1,7 @@
 // SLD: the presets are the published numbers; the guidance is plain CFG with a safety scale of 0
 // and matches the paper's equations on hand-checked numbers; a wrapper bundle loads through
-// loadTextToImage, samples deterministically, and differs from the base model only through SLD.
+// loadTextToImage, samples deterministically, and differs from the base model only through SLD;
+// with several targets the safety concept names them all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -14,6 +15,9 @@ import { SLD_PRESETS, sldWrapper } from '../../../src/erase/baselines/sld.js';
 import { writeWrapperBundle } from '../../../src/erase/baselines/bundle.js';
 import { loadTextToImage, readManifest } from '../../../src/generate/index.js';
 import { writeTinyFluxBundle } from './fixture.js';
+import { runBaseline } from '../../../src/erase/baselines/run.js';
+import { erasureTarget } from '../../../src/world/targets.js';
+import { tinyFlux } from './tiny.js';
 
 test('SLD presets are the published SafetyConfig numbers', () => {
   assert.deepEqual(SLD_PRESETS, {
@@ -95,4 +99,16 @@ test('an SLD wrapper bundle loads through loadTextToImage and samples determinis
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('SLD with two targets (runBaseline): the safety concept names both targets and their members', async () => {
+  await useBackend();
+  const m = tinyFlux();
+  const r = await runBaseline(m, 'sld', [erasureTarget('kitchen knife'), erasureTarget('vampire')], { seed: 0, steps: 3, cfg: 3, preset: 'STRONG' });
+  assert.equal(r.kind, 'wrapper');
+  assert.equal(r.settings['safety_concept'], 'kitchen knife, vampire, man vampire, woman vampire');
+  assert.deepEqual(r.kind === 'wrapper' ? r.wrapper : null, { ...sldWrapper('STRONG', 'kitchen knife, vampire, man vampire, woman vampire') });
+  const one = await runBaseline(m, 'sld', [erasureTarget('kitchen knife')], { seed: 0, steps: 3, cfg: 3 });
+  assert.equal(one.settings['safety_concept'], 'kitchen knife');
+  m.dispose();
 });
