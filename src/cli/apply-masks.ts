@@ -35,7 +35,13 @@ export const applyMasksCommand: Command = {
       const keep = useLogits ? binarize(mf.logits, { kind: 'threshold', threshold: flags['threshold'] as number }) : mf.keep;
       if (Object.keys(keep).length === 0) throw new UserError(`${String(flags['masks'])}: no masks in the file`);
       const t0 = performance.now();
-      const r = await applyMasksToFile(weights, keep, out, { mce_masks: String(flags['masks']) });
+      const { Progress } = await import('../train/progress.js');
+      let bar: InstanceType<typeof Progress> | undefined;
+      const r = await applyMasksToFile(weights, keep, out, { mce_masks: String(flags['masks']) }, (done, total) => {
+        bar ??= new Progress({ total, label: 'apply-masks' });
+        bar.update(done);
+      });
+      bar?.finish();
       let pruned = 0;
       let units = 0;
       for (const m of Object.values(keep)) for (const v of m) { units++; if (v === 0) pruned++; }

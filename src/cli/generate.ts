@@ -80,10 +80,15 @@ export const generateCommand: Command = {
       try {
         sweep.claimShardFolder(dir, settings);
         const todo = batches.filter((b) => !sweep.batchDone(dir, b));
+        const { Progress } = await import('../train/progress.js');
+        const todoImages = todo.reduce((a, b) => a + b.n, 0);
+        const bar = todo.length > 1 ? new Progress({ total: todoImages, label: `generate shard ${shard.i + 1}/${shard.n}` }) : undefined;
         sweep.generateBatches(model.generate, opts, todo, (b, images) => {
           sweep.writeShardImages(dir, b.first, images);
           made += images.length;
+          bar?.update(made);
         });
+        bar?.finish();
       } catch (e) {
         throw new UserError((e as Error).message.split('\n')[0]!);
       } finally {
@@ -95,10 +100,16 @@ export const generateCommand: Command = {
     }
     const images: RgbImage[] = [];
     const trajectories: RgbImage[][] = [];
-    sweep.generateBatches(model.generate, opts, sweep.sweepBatches(n), (_, imgs, traj) => {
+    const batches = sweep.sweepBatches(n);
+    // One batch is one short call; more get a progress bar (sd-emoji: about 2 s an image here).
+    const { Progress } = await import('../train/progress.js');
+    const bar = batches.length > 1 ? new Progress({ total: n, label: 'generate' }) : undefined;
+    sweep.generateBatches(model.generate, opts, batches, (_, imgs, traj) => {
       images.push(...imgs);
       if (traj) trajectories.push(...imgs.map((_, i) => traj.map((step) => step[i]!)));
+      bar?.update(images.length);
     });
+    bar?.finish();
     const ms = performance.now() - t0;
     const img = n === 1 ? images[0]! : gen.squareGrid(images);
     try {

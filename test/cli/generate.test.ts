@@ -46,9 +46,12 @@ test('generate: the shipped flux-emoji gives the same bytes for the same flags, 
     runCli(['generate', '--prompt', 'a kitchen knife in twemoji style', '--seed', '7', '--steps', '4', '--out', out('a.png'), '--trajectory']),
     runCli(['generate', '--prompt', 'a kitchen knife in twemoji style', '--seed', '7', '--steps', '4', '--out', out('b.png')]),
     runCli(['generate', '--prompt', 'a kitchen knife in twemoji style', '--seed', '8', '--steps', '4', '--out', out('c.png')]),
-    runCli(['generate', '--prompt', 'a bomb', '--n', '4', '--out', out('grid.png')]),
+    runCli(['generate', '--prompt', 'a bomb', '--n', '6', '--steps', '2', '--out', out('grid.png')]),
   ]);
   for (const r of [a, b, c, grid]) assert.equal(r.code, 0, r.err);
+  // Six images are two batches: a progress bar counts them; one batch prints only the summary line.
+  assert.match(grid.err, /generate 6\/6 100% \|/);
+  assert.doesNotMatch(a.err, /generate \d+\/\d+/);
   const pa = readFileSync(out('a.png'));
   assert.deepEqual(pa, readFileSync(out('b.png')));
   assert.notDeepEqual(pa, readFileSync(out('c.png')));

@@ -137,7 +137,14 @@ export interface ApplyResult {
  * diffusers-named UNet. The output keeps the input's names, dtypes, order-independent layout and
  * metadata (plus an mce note). Tensors the masks do not touch are copied byte for byte.
  */
-export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>, output: string, metadata: Record<string, string> = {}): Promise<ApplyResult> {
+/** `onTensor(done, total)` after each tensor is written: a full FLUX.1 file takes minutes to stream. */
+export async function applyMasksToFile(
+  input: string,
+  masks: Readonly<HostMasks>,
+  output: string,
+  metadata: Record<string, string> = {},
+  onTensor?: (done: number, total: number) => void,
+): Promise<ApplyResult> {
   const f = await SafetensorsFile.open(input);
   let w: SafetensorsWriter | null = null;
   try {
@@ -152,12 +159,13 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
       ...metadata,
     });
     let changed = 0;
-    for (const full of f.names) {
+    for (const [i, full] of f.names.entries()) {
       const e = f.entry(full);
       const links = linksOf(full, e.shape[0] ?? 1);
       const touched = links.some((k) => ops.has(k.reference));
       if (!touched) {
         await w.write(full, await f.readRaw(full));
+        onTensor?.(i + 1, f.names.length);
         continue;
       }
       if (e.dtype !== 'F32' && e.dtype !== 'F16' && e.dtype !== 'BF16') throw new ApplyMasksError(`${input}: '${full}' is ${e.dtype}; masks fold into float tensors only`);
@@ -165,6 +173,7 @@ export async function applyMasksToFile(input: string, masks: Readonly<HostMasks>
       foldTensor(data, e.shape.length === 1 ? [e.shape[0]!, 1] : e.shape, links, ops);
       await w.write(full, data);
       changed++;
+      onTensor?.(i + 1, f.names.length);
     }
     await w.finish();
     w = null;
