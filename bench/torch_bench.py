@@ -590,8 +590,319 @@ def mce_iter(a, p):
     return run, check
 
 
+# ------------------------------------------------------------------ UNet (sd-emoji) and its MCE iteration
+# A plain-torch twin of diffusers' UNet2DConditionModel for the SD 1.x / 2.x blocks (src/models/unet/):
+# module names as diffusers', so load_state_dict(strict=True) proves the TypeScript side's names match.
+# Masks (an optional dict by hook-point name, models/unet/masks.ts) multiply the attention to_q / to_k /
+# to_v / to_out outputs, the per-head attention output and the GEGLU hidden units.
+
+
+def unet_timestep_embedding(t, dim, flip_sin_to_cos, freq_shift, max_period=10000):
+    """diffusers get_timestep_embedding (float32 frequencies)."""
+    half = dim // 2
+    exponent = -math.log(max_period) * torch.arange(0, half, dtype=torch.float32) / (half - freq_shift)
+    emb = t[:, None].float() * torch.exp(exponent)[None, :]
+    emb = torch.cat([torch.sin(emb), torch.cos(emb)], dim=-1)
+    if flip_sin_to_cos:
+        emb = torch.cat([emb[:, half:], emb[:, :half]], dim=-1)
+    return emb
+
+
+def masked(x, masks, name):
+    m = masks.get(name)
+    return x if m is None else x * m
+
+
+class UnetAttention(torch.nn.Module):
+    def __init__(self, name, dim, ctx_dim, heads):
+        super().__init__()
+        self.name, self.heads = name, heads
+        self.to_q = torch.nn.Linear(dim, dim, bias=False)
+        self.to_k = torch.nn.Linear(ctx_dim, dim, bias=False)
+        self.to_v = torch.nn.Linear(ctx_dim, dim, bias=False)
+        self.to_out = torch.nn.ModuleList([torch.nn.Linear(dim, dim), torch.nn.Dropout(0.0)])
+
+    def forward(self, x, ctx, masks):
+        src = x if ctx is None else ctx
+        n = self.name
+        q = masked(self.to_q(x), masks, n + ".to_q")
+        k = masked(self.to_k(src), masks, n + ".to_k")
+        v = masked(self.to_v(src), masks, n + ".to_v")
+        B, L, D = q.shape
+        h, d = self.heads, D // self.heads
+        split = lambda t: t.reshape(B, -1, h, d).transpose(1, 2)
+        att = torch.softmax(split(q) @ split(k).transpose(-1, -2) * (1.0 / math.sqrt(d)), dim=-1)
+        o = att @ split(v)
+        hm = masks.get(n + ".heads")
+        if hm is not None:
+            o = o * hm.reshape(1, h, 1, 1)
+        o = o.transpose(1, 2).reshape(B, L, D)
+        return masked(self.to_out[0](o), masks, n + ".to_out")
+
+
+class UnetGEGLU(torch.nn.Module):
+    def __init__(self, dim, inner):
+        super().__init__()
+        self.proj = torch.nn.Linear(dim, 2 * inner)
+
+
+class UnetFeedForward(torch.nn.Module):
+    def __init__(self, name, dim):
+        super().__init__()
+        self.name = name
+        self.net = torch.nn.ModuleList([UnetGEGLU(dim, 4 * dim), torch.nn.Dropout(0.0), torch.nn.Linear(4 * dim, dim)])
+
+    def forward(self, x, masks):
+        hidden, gate = self.net[0].proj(x).chunk(2, dim=-1)
+        return self.net[2](masked(hidden * F.gelu(gate), masks, self.name + ".hidden"))
+
+
+class UnetBasicTransformerBlock(torch.nn.Module):
+    def __init__(self, name, dim, ctx_dim, heads):
+        super().__init__()
+        self.norm1 = torch.nn.LayerNorm(dim)
+        self.attn1 = UnetAttention(name + ".attn1", dim, dim, heads)
+        self.norm2 = torch.nn.LayerNorm(dim)
+        self.attn2 = UnetAttention(name + ".attn2", dim, ctx_dim, heads)
+        self.norm3 = torch.nn.LayerNorm(dim)
+        self.ff = UnetFeedForward(name + ".ff", dim)
+
+    def forward(self, x, ctx, masks):
+        h = self.attn1(self.norm1(x), None, masks) + x
+        h = self.attn2(self.norm2(h), ctx, masks) + h
+        return self.ff(self.norm3(h), masks) + h
+
+
+class UnetTransformer2D(torch.nn.Module):
+    def __init__(self, name, c, p, heads):
+        super().__init__()
+        self.norm = torch.nn.GroupNorm(p["norm_num_groups"], c, eps=1e-6)
+        self.proj_in = torch.nn.Linear(c, c)
+        self.transformer_blocks = torch.nn.ModuleList(
+            [UnetBasicTransformerBlock(f"{name}.transformer_blocks.{k}", c, p["cross_attention_dim"], heads)
+             for k in range(p["transformer_layers_per_block"])])
+        self.proj_out = torch.nn.Linear(c, c)
+
+    def forward(self, x, ctx, masks):
+        B, C, H, W = x.shape
+        h = self.norm(x).permute(0, 2, 3, 1).reshape(B, H * W, C)
+        h = self.proj_in(h)
+        for blk in self.transformer_blocks:
+            h = blk(h, ctx, masks)
+        h = self.proj_out(h)
+        return h.reshape(B, H, W, C).permute(0, 3, 1, 2) + x
+
+
+class UnetResnet(torch.nn.Module):
+    def __init__(self, cin, cout, temb, groups, eps):
+        super().__init__()
+        self.norm1 = torch.nn.GroupNorm(groups, cin, eps=eps)
+        self.conv1 = torch.nn.Conv2d(cin, cout, 3, padding=1)
+        self.time_emb_proj = torch.nn.Linear(temb, cout)
+        self.norm2 = torch.nn.GroupNorm(groups, cout, eps=eps)
+        self.conv2 = torch.nn.Conv2d(cout, cout, 3, padding=1)
+        self.conv_shortcut = torch.nn.Conv2d(cin, cout, 1) if cin != cout else None
+
+    def forward(self, x, stemb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.time_emb_proj(stemb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return (x if self.conv_shortcut is None else self.conv_shortcut(x)) + h
+
+
+class UnetConv(torch.nn.Module):
+    """Downsample2D / Upsample2D: a module holding `conv`."""
+    def __init__(self, c, stride):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(c, c, 3, stride=stride, padding=1)
+
+
+class UnetBlock(torch.nn.Module):
+    """CrossAttnDownBlock2D / CrossAttnUpBlock2D (or the plain ones when `heads` is None)."""
+    def __init__(self, name, p, ins, out, temb, heads, resample):
+        super().__init__()
+        if heads is not None:
+            self.attentions = torch.nn.ModuleList([UnetTransformer2D(f"{name}.attentions.{j}", out, p, heads) for j in range(len(ins))])
+        self.resnets = torch.nn.ModuleList([UnetResnet(c, out, temb, p["norm_num_groups"], p["norm_eps"]) for c in ins])
+        self.cross = heads is not None
+        if resample == "down":
+            self.downsamplers = torch.nn.ModuleList([UnetConv(out, 2)])
+        elif resample == "up":
+            self.upsamplers = torch.nn.ModuleList([UnetConv(out, 1)])
+
+
+class UnetMid(torch.nn.Module):
+    def __init__(self, p, c, temb, heads):
+        super().__init__()
+        self.attentions = torch.nn.ModuleList([UnetTransformer2D("mid_block.attentions.0", c, p, heads)])
+        self.resnets = torch.nn.ModuleList([UnetResnet(c, c, temb, p["norm_num_groups"], p["norm_eps"]) for _ in range(2)])
+
+
+class UnetTimeEmbedding(torch.nn.Module):
+    def __init__(self, c0, temb):
+        super().__init__()
+        self.linear_1 = torch.nn.Linear(c0, temb)
+        self.linear_2 = torch.nn.Linear(temb, temb)
+
+
+class Unet(torch.nn.Module):
+    """UNet2DConditionModel (SD 1.x / 2.x blocks, linear projections) on NCHW samples; predicts eps."""
+    def __init__(self, p, heads):
+        super().__init__()
+        self.p = p
+        ch = p["block_out_channels"]
+        n, c0, L = len(ch), ch[0], p["layers_per_block"]
+        temb = 4 * c0
+        self.conv_in = torch.nn.Conv2d(p["in_channels"], c0, 3, padding=1)
+        self.time_embedding = UnetTimeEmbedding(c0, temb)
+        down, out = [], c0
+        for i in range(n):
+            cin, out = out, ch[i]
+            cross = p["down_block_types"][i] == "CrossAttnDownBlock2D"
+            ins = [cin if j == 0 else out for j in range(L)]
+            down.append(UnetBlock(f"down_blocks.{i}", p, ins, out, temb, heads[i] if cross else None, "down" if i != n - 1 else None))
+        self.down_blocks = torch.nn.ModuleList(down)
+        rev = list(reversed(ch))
+        up, out = [], rev[0]
+        for i in range(n):
+            prev, out = out, rev[i]
+            inp = rev[min(i + 1, n - 1)]
+            ins = [(prev if j == 0 else out) + (inp if j == L else out) for j in range(L + 1)]
+            cross = p["up_block_types"][i] == "CrossAttnUpBlock2D"
+            up.append(UnetBlock(f"up_blocks.{i}", p, ins, out, temb, heads[n - 1 - i] if cross else None, "up" if i != n - 1 else None))
+        self.up_blocks = torch.nn.ModuleList(up)
+        self.mid_block = UnetMid(p, ch[-1], temb, heads[-1]) if p["mid_block_type"] else None
+        self.conv_norm_out = torch.nn.GroupNorm(p["norm_num_groups"], c0, eps=p["norm_eps"])
+        self.conv_out = torch.nn.Conv2d(c0, p["out_channels"], 3, padding=1)
+
+    def forward(self, x, t, ctx, masks=None):
+        masks = masks or {}
+        p = self.p
+        te = self.time_embedding
+        emb = unet_timestep_embedding(t, p["block_out_channels"][0], p["flip_sin_to_cos"], p["freq_shift"])
+        stemb = F.silu(te.linear_2(F.silu(te.linear_1(emb))))
+        h = self.conv_in(x)
+        skips = [h]
+        for blk in self.down_blocks:
+            for j, res in enumerate(blk.resnets):
+                h = res(h, stemb)
+                if blk.cross:
+                    h = blk.attentions[j](h, ctx, masks)
+                skips.append(h)
+            if hasattr(blk, "downsamplers"):
+                h = blk.downsamplers[0].conv(h)
+                skips.append(h)
+        if self.mid_block is not None:
+            h = self.mid_block.resnets[0](h, stemb)
+            h = self.mid_block.attentions[0](h, ctx, masks)
+            h = self.mid_block.resnets[1](h, stemb)
+        for blk in self.up_blocks:
+            for j, res in enumerate(blk.resnets):
+                h = res(torch.cat([h, skips.pop()], dim=1), stemb)
+                if blk.cross:
+                    h = blk.attentions[j](h, ctx, masks)
+            if hasattr(blk, "upsamplers"):
+                h = blk.upsamplers[0].conv(F.interpolate(h, scale_factor=2.0, mode="nearest"))
+        return self.conv_out(F.silu(self.conv_norm_out(h)))
+
+
+UNET_NON_WEIGHTS = {"x0", "target", "txt", "u"}
+
+
+def unet_mce_iter(a, p):
+    """One MCE iteration on the UNet (src/bench/workloads/unet-mce-iter.ts; erase/mce/unet.ts
+    unetObjectiveGrad): items p0..p3 (erase, erase, preserve, preserve) from their noises x0, CFG inside
+    every DDIM step (one forward over [x; x] with context [uncond ""; cond]: eps = eps_u + cfg (eps_c -
+    eps_u)), DDIM eta 0 along the TypeScript side's plan, hard-concrete masks from the logits with the
+    uniform noise u[k] of step k, loss sum_i w_i MSE(final_i, target_i); gradients for the mask logits by
+    checkpointed backprop (a no-grad forward keeping each x_k, then a reverse per-step recompute)."""
+    model = Unet(p["unet"], p["heads"])
+    model.load_state_dict({k: v for k, v in a.items() if k not in UNET_NON_WEIGHTS}, strict=True)
+    for q in model.parameters():
+        q.requires_grad_(False)
+    x0, target, u = a["x0"], a["target"], a["u"]
+    items = p["items"]
+    n_items = len(items)
+    plan = p["plan"]
+    n = len(plan["timesteps"])
+    f32 = np.float32
+    # DDIM coefficients in float32, as sampling/ddim.ts computes them.
+    coef = [(float(f32(math.sqrt(at))), float(f32(math.sqrt(f32(1 - f32(at))))), float(f32(math.sqrt(ap))),
+             float(f32(math.sqrt(f32(1 - f32(ap)))))) for at, ap in zip(plan["alphas"], plan["alphasPrev"])]
+    cfg, beta = float(p["cfg"]), float(p["beta"])
+    hc = p["hard_concrete"]
+    specs = p["masks"]
+    ctx = torch.cat([a["txt"][[n_items] * n_items], a["txt"][:n_items]], 0)  # [uncond x 4; p0..p3]
+    n_erase = sum(1 for k in items if k == "erase")
+    w = torch.tensor([1.0 / n_erase if k == "erase" else beta / (n_items - n_erase) for k in items])
+    ud = u.double()
+    noise = (torch.log(ud + hc["eps"]) - torch.log(1 - ud + hc["eps"])).float()
+    offs = np.cumsum([0] + [m["size"] for m in specs])
+    logits = [torch.full((m["size"],), float(p["init_logit"]), requires_grad=True) for m in specs]
+
+    def masks_at(k, ls):
+        out = {}
+        for i, m in enumerate(specs):
+            z = ls[i] + noise[k, offs[i]:offs[i + 1]]
+            s = torch.sigmoid(z / hc["beta"])
+            out[m["name"]] = torch.clamp(s * (hc["zeta"] - hc["gamma"]) + hc["gamma"], 0, 1)
+        return out
+
+    def step(x, k, ls):
+        sa, sb, sap, sbp = coef[k]
+        t_vec = torch.full((2 * n_items,), float(plan["timesteps"][k]))
+        e = model(torch.cat([x, x], 0), t_vec, ctx, masks_at(k, ls))
+        eu, ec = e[:n_items], e[n_items:]
+        eps = eu + (ec - eu) * cfg
+        x0p = (x - eps * sb) / sa
+        return x0p * sap + eps * sbp
+
+    def item_mse(f):
+        return ((f - target) ** 2).reshape(n_items, -1).mean(1)
+
+    def run():
+        with torch.no_grad():
+            xs = [x0]
+            for k in range(n):
+                xs.append(step(xs[k], k, logits))
+        xn = xs[n].detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = (item_mse(xn) * w).sum()
+            g = torch.autograd.grad(loss, xn)[0]
+        acc = [torch.zeros_like(q) for q in logits]
+        for k in range(n - 1, -1, -1):
+            xk = xs[k].detach().requires_grad_(True)
+            with torch.enable_grad():
+                out = step(xk, k, logits)
+                gs = torch.autograd.grad(out, [xk] + logits, g)
+            g = gs[0]
+            for i in range(len(logits)):
+                acc[i] += gs[i + 1]
+        return loss.detach(), xs[n], acc
+
+    def check():
+        loss, xn, acc = run()
+        mse = item_mse(xn)
+        erase = float(sum(mse[i] * w[i] for i in range(n_items) if items[i] == "erase"))
+        preserve = float(sum(mse[i] * w[i] for i in range(n_items) if items[i] != "erase")) / beta
+        group = lambda keys: math.sqrt(sum(fro(t) ** 2 for t, m in zip(acc, specs) if m["name"].split(".")[-1] in keys))
+        return {
+            "loss": float(loss),
+            "erase_mse": erase,
+            "preserve_mse": preserve,
+            "grad_all_logits": math.sqrt(sum(fro(t) ** 2 for t in acc)),
+            "grad_ffn": group({"hidden"}),
+            "grad_attn_linear": group({"to_q", "to_k", "to_v", "to_out"}),
+            "grad_" + specs[0]["name"]: fro(acc[0]),
+            "grad_" + specs[-1]["name"]: fro(acc[-1]),
+        }
+
+    return run, check
+
+
 WORKLOADS = {"sgemm-1024": sgemm, "block-fwd-bwd": block, "euler8-ckpt": euler_ckpt,
-             "flux-small-fwd": flux_fwd, "flux-small-ckpt4": flux_ckpt, "mce-iter": mce_iter}
+             "flux-small-fwd": flux_fwd, "flux-small-ckpt4": flux_ckpt, "mce-iter": mce_iter,
+             "unet-mce-iter": unet_mce_iter}
 
 
 # ------------------------------------------------------------------ memory

@@ -284,6 +284,33 @@ napi_value RmsNormGrad(Args& a) {
   return undefined(a.env());
 }
 
+// groupNorm(x, weight, bias, y, B, C, G, eps): x and y [B, S, C] (S from the length)
+napi_value GroupNorm(Args& a) {
+  a.expect(8);
+  F32 x = a.f32(0, "x"), w = a.f32(1, "weight"), b = a.f32(2, "bias"), y = a.f32(3, "y");
+  int64_t B = a.i64(4, "B", 1), C = a.i64(5, "C", 1), G = a.i64(6, "G", 1);
+  float eps = (float)a.num(7, "eps");
+  a.need(C % G == 0, "C must be a multiple of G");
+  a.need(w.len == C && b.len == C, "weight and bias must have C elements");
+  a.need(x.len % (B * C) == 0 && y.len == x.len, "x and y must have the same length, a multiple of B * C");
+  mce::group_norm(x.data, w.data, b.data, y.data, B, x.len / (B * C), C, G, eps);
+  return undefined(a.env());
+}
+
+// groupNormGrad(dy, x, weight, dx, dweight, dbias, B, C, G, eps)
+napi_value GroupNormGrad(Args& a) {
+  a.expect(10);
+  F32 dy = a.f32(0, "dy"), x = a.f32(1, "x"), w = a.f32(2, "weight"), dx = a.f32(3, "dx");
+  F32 dw = a.f32(4, "dweight"), db = a.f32(5, "dbias");
+  int64_t B = a.i64(6, "B", 1), C = a.i64(7, "C", 1), G = a.i64(8, "G", 1);
+  float eps = (float)a.num(9, "eps");
+  a.need(C % G == 0, "C must be a multiple of G");
+  a.need(w.len == C && dw.len == C && db.len == C, "weight, dweight and dbias must have C elements");
+  a.need(x.len % (B * C) == 0 && dy.len == x.len && dx.len == x.len, "dy, x and dx must have the same length, a multiple of B * C");
+  mce::group_norm_grad(dy.data, x.data, w.data, dx.data, dw.data, db.data, B, x.len / (B * C), C, G, eps);
+  return undefined(a.env());
+}
+
 // softmax(x, y, d)
 napi_value Softmax(Args& a) {
   a.expect(3);
@@ -355,6 +382,14 @@ napi_value SetColLimit(Args& a) {
   return v;
 }
 
+// _setOneThreadMnk(mnk) -> previous: products with M*N*K below it run on one BLAS thread (testing hook).
+napi_value SetOneThreadMnk(Args& a) {
+  a.expect(1);
+  napi_value v;
+  napi_create_double(a.env(), (double)mce::set_one_thread_mnk(a.i64(0, "mnk", 0, INT64_C(1) << 50)), &v);
+  return v;
+}
+
 napi_value GetThreads(Args& a) {
   napi_value v;
   napi_create_int32(a.env(), mce::get_threads(), &v);
@@ -408,6 +443,8 @@ NAPI_MODULE_INIT() {
       {"layerNormGrad", entry<LayerNormGrad>},
       {"rmsNorm", entry<RmsNorm>},
       {"rmsNormGrad", entry<RmsNormGrad>},
+      {"groupNorm", entry<GroupNorm>},
+      {"groupNormGrad", entry<GroupNormGrad>},
       {"softmax", entry<Softmax>},
       {"softmaxGrad", entry<SoftmaxGrad>},
       {"modulate", entry<Modulate>},
@@ -415,6 +452,7 @@ NAPI_MODULE_INIT() {
       {"setThreads", entry<SetThreads>},
       {"getThreads", entry<GetThreads>},
       {"_setColLimit", entry<SetColLimit>},
+      {"_setOneThreadMnk", entry<SetOneThreadMnk>},
       {"info", entry<Info>},
   };
   for (const Fn& f : fns) {

@@ -35,8 +35,23 @@ int get_threads() { return g_threads; }
 
 static inline CBLAS_TRANSPOSE tr(bool t) { return t ? CblasTrans : CblasNoTrans; }
 
-void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-           int ldb, float beta, float* C, int ldc) {
+// Products below 2^24 multiply-adds (~33 MFLOP, ~0.6 ms on one core) run on one OpenBLAS thread.
+// OpenBLAS splits them over both threads from 65536 * 4 on, and between two small products its
+// second thread goes to sleep: waking it costs more than it saves when the machine is busy. On the
+// sd-emoji UNet's MCE iteration (every product below 2^24: linears [512, 32] x [32, 32], 3x3 convs
+// [512, 288] x [288, 32]) one thread took ~40% less process CPU time than two on a loaded 2-core
+// machine (bench/README.md).
+// OpenBLAS's 1- and 2-thread paths may round differently (fp32 summation order).
+static int64_t kBlasOneThreadMNK = int64_t(1) << 24;
+
+int64_t set_one_thread_mnk(int64_t mnk) {
+  int64_t prev = kBlasOneThreadMNK;
+  kBlasOneThreadMNK = std::max<int64_t>(0, mnk);
+  return prev;
+}
+
+static void gemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                 int ldb, float beta, float* C, int ldc) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     for (int i = 0; i < M; i++) {
@@ -49,23 +64,40 @@ void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const flo
   cblas_sgemm(CblasRowMajor, tr(transA), tr(transB), M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+/** Whether a product of this size runs on one thread while g_threads > 1 (see kBlasOneThreadMNK). */
+static inline bool one_thread(double mnk) { return g_threads > 1 && mnk < (double)kBlasOneThreadMNK; }
+
+void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+           int ldb, float beta, float* C, int ldc) {
+  const bool one = one_thread((double)M * N * K);
+  if (one) openblas_set_num_threads(1);
+  gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (one) openblas_set_num_threads(g_threads);
+}
+
 // OpenBLAS 0.3.21 runs a GEMM single-threaded when M*N*K <= 65536 * GEMM_MULTITHREAD_THRESHOLD (4).
 static const double kBlasSingleThreadMNK = 262144.0;
 
 void sgemm_batched(bool transA, bool transB, int batch, int M, int N, int K, float alpha, const float* A, int lda,
                    int64_t sA, const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
+  // Raw GEMMs: the thread count is set once for the whole batch below.
   auto one = [&](int b) {
-    sgemm(transA, transB, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, beta, C + b * sC, ldc);
+    gemm(transA, transB, M, N, K, alpha, A + b * sA, lda, B + b * sB, ldb, beta, C + b * sC, ldc);
   };
   const int T = g_threads;
   const double mnk = (double)M * N * K;
   // Many small products: one single-threaded GEMM per thread. Medium ones too, when the batch splits
   // evenly over the threads; large ones use OpenBLAS's own threads, one product at a time.
-  bool overBatch = T > 1 && batch >= 2 &&
+  // A batch with little work in all stays on this thread (see kBlasOneThreadMNK): e.g. the UNet's
+  // attention products [16, 16] x [16, 32] over 16 heads and images.
+  bool overBatch = T > 1 && batch >= 2 && !one_thread(mnk * batch) &&
                    (mnk <= kBlasSingleThreadMNK || (mnk <= 16777216.0 && (batch >= 4 * T || batch % T == 0)));
   if (!overBatch) {
+    const bool single = one_thread(mnk);
+    if (single) openblas_set_num_threads(1);
     for (int b = 0; b < batch; b++) one(b);
+    if (single) openblas_set_num_threads(T);
     return;
   }
   bool quiet = mnk > kBlasSingleThreadMNK;
@@ -126,11 +158,16 @@ static int64_t images_per_chunk(const ConvGeom& g) {
   return std::max<int64_t>(1, std::min<int64_t>(g.N, kColLimit / std::max<int64_t>(1, per)));
 }
 
+// Floats per thread below which im2col / col2im run on the calling thread alone. They are memory
+// copies (~0.1 ms per 2^18 floats); waking the pool's second thread for less costs more than it
+// saves on a busy machine (the sd-emoji UNet's convs move ~2^17 floats each).
+static const int64_t kCopyGrain = int64_t(1) << 18;
+
 // col[(n - n0, oh, ow), (kh, kw, c)] = x[n, oh*SH - PT + kh, ow*SW - PL + kw, c] (0 outside).
 static void im2col(const ConvGeom& g, const float* x, int64_t n0, int64_t n1, float* col) {
   const int64_t KKC = g.KH * g.KW * g.C;
   const int64_t rows = (n1 - n0) * g.OH;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, g.OW * KKC));
+  const int64_t grain = std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(1, g.OW * KKC));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t n = n0 + r / g.OH, oh = r % g.OH;
@@ -160,7 +197,7 @@ static void im2col(const ConvGeom& g, const float* x, int64_t n0, int64_t n1, fl
 static void col2im(const ConvGeom& g, const float* dcol, int64_t n0, int64_t n1, float* dx) {
   const int64_t KKC = g.KH * g.KW * g.C;
   const int64_t rows = (n1 - n0) * g.H;
-  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, g.W * g.C * g.KH * g.KW));
+  const int64_t grain = std::max<int64_t>(1, kCopyGrain / std::max<int64_t>(1, g.W * g.C * g.KH * g.KW));
   parallel_for(rows, grain, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t nl = r / g.H, ih = r % g.H, n = n0 + nl;

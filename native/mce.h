@@ -13,6 +13,8 @@ int get_threads();
 // ---- GEMM: C = alpha * op(A) op(B) + beta * C, row-major, op(A) is M x K, op(B) is K x N.
 void sgemm(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
            const float* B, int ldb, float beta, float* C, int ldc);
+/** Products with M*N*K below `mnk` run on one OpenBLAS thread; returns the previous limit. For tests. */
+int64_t set_one_thread_mnk(int64_t mnk);
 /** The same over `batch` matrices at element strides sA, sB, sC (a stride of 0 broadcasts). */
 void sgemm_batched(bool transA, bool transB, int batch, int M, int N, int K, float alpha, const float* A,
                    int lda, int64_t sA, const float* B, int ldb, int64_t sB, float beta, float* C, int ldc,
@@ -48,5 +50,12 @@ void modulate(const float* x, const float* scale, const float* shift, float* y, 
 /** Gradients of modulate; dscale / dshift have ss ? B*d : d and hs ? B*d : d elements. */
 void modulate_grad(const float* dy, const float* x, const float* scale, float* dx, float* dscale, float* dshift,
                    int64_t B, int64_t T, int64_t d, int64_t ss, int64_t hs);
+
+// ---- GroupNorm over channels-last x [B, S, C], G groups of C/G consecutive channels, affine per channel
+// (groupnorm.cc). weight, bias, dweight, dbias have C elements.
+void group_norm(const float* x, const float* w, const float* b, float* y, int64_t B, int64_t S, int64_t C,
+                int64_t G, float eps);
+void group_norm_grad(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int64_t B,
+                     int64_t S, int64_t C, int64_t G, float eps);
 
 }  // namespace mce

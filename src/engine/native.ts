@@ -10,6 +10,7 @@
 //   Conv2DBackpropInput   {dy, filter} {strides, pad, dataFormat 'NHWC', dimRoundingMode, inputShape}
 //   Conv2DBackpropFilter  {x, dy} {strides, pad, dataFormat 'NHWC', dimRoundingMode, filterShape}
 //                         (pad: 'same' | 'valid' | number | explicit [[0,0],[t,b],[l,r],[0,0]]).
+//   Identity              {x}: shares x's buffer instead of copying it (identity.ts).
 //
 // Fused kernels (new kernel names; exist only while the backend is 'native', so dispatch on
 // hasNativeKernel(name)). All float32; "rows" are over the LAST axis. Call them as
@@ -36,6 +37,12 @@
 //                                                               (e.g. [B,1,D], [B,D]), broadcast over the
 //                                                               middle axes
 //   MceModulateGrad   {dy, x, scale, shift}  {}                 [dx, dscale (scale's shape), dshift (shift's shape)]
+//   MceGroupNorm      {x, weight, bias}      {groups, eps}      GroupNorm of channels-last x [B, ..., C] over
+//                                                               each sample's C/groups consecutive channels
+//                                                               at every position, biased variance, affine
+//                                                               weight and bias of C elements (torch GroupNorm
+//                                                               on NHWC)
+//   MceGroupNormGrad  {dy, x, weight}        {groups, eps}      [dx, dweight, dbias]
 //
 // Env: MCE_THREADS=n sets the thread count of OpenBLAS and the fused kernels (default: 2, or the
 // CPU count if lower); MCE_NATIVE=0 ignores the addon (the wasm backend is used).
@@ -47,6 +54,7 @@ import { fileURLToPath } from 'node:url';
 import type { GradConfig, KernelConfig, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
 import { tf, type Tensor } from './tf.js';
 import { hostKernel, type HostKernelSpec, type HostTensor } from './kernels.js';
+import { sharedIdentityKernel } from './identity.js';
 
 /** The raw addon (native/addon.cc). Arrays are row-major float32; every extent is checked. */
 export interface NativeAddon {
@@ -79,12 +87,19 @@ export interface NativeAddon {
     scaleStride: number, shiftStride: number): void;
   modulateGrad(dy: Float32Array, x: Float32Array, scale: Float32Array, dx: Float32Array, dscale: Float32Array,
     dshift: Float32Array, B: number, d: number, scaleStride: number, shiftStride: number): void;
+  /** GroupNorm of x [B, S, C] (channels last) with G groups; weight and bias have C elements. */
+  groupNorm(x: Float32Array, weight: Float32Array, bias: Float32Array, y: Float32Array, B: number, C: number, G: number,
+    eps: number): void;
+  groupNormGrad(dy: Float32Array, x: Float32Array, weight: Float32Array, dx: Float32Array, dweight: Float32Array,
+    dbias: Float32Array, B: number, C: number, G: number, eps: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** OpenBLAS build configuration string. */
   info(): string;
   /** Testing hook: the im2col chunk limit in floats (default 8 Mi); returns the previous one. */
   _setColLimit(floats: number): number;
+  /** Testing hook: products with M*N*K below this run on one BLAS thread (default 2^24); returns the previous one. */
+  _setOneThreadMnk(mnk: number): number;
 }
 
 /** N, H, W, C, KH, KW, OC, OH, OW, strideH, strideW, padTop, padLeft. */
@@ -105,12 +120,14 @@ export const FUSED_KERNELS = {
   softmaxGrad: 'MceSoftmaxGrad',
   modulate: 'MceModulate',
   modulateGrad: 'MceModulateGrad',
+  groupNorm: 'MceGroupNorm',
+  groupNormGrad: 'MceGroupNormGrad',
 } as const;
 
 const ADDON_FUNCTIONS: (keyof NativeAddon)[] = [
   'sgemm', 'sgemmBatched', 'biasAct', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'gelu',
   'geluGrad', 'silu', 'siluGrad', 'layerNorm', 'layerNormGrad', 'rmsNorm', 'rmsNormGrad', 'softmax',
-  'softmaxGrad', 'modulate', 'modulateGrad', 'setThreads', 'getThreads', 'info', '_setColLimit',
+  'softmaxGrad', 'modulate', 'modulateGrad', 'groupNorm', 'groupNormGrad', 'setThreads', 'getThreads', 'info', '_setColLimit', '_setOneThreadMnk',
 ];
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -424,6 +441,16 @@ function modGeom(x: number[], scale: number[], shift: number[], kernel: string):
   return { B, d, ss: stride(scale, 'scale'), hs: stride(shift, 'shift') };
 }
 
+/** Batch, channels and groups of a GroupNorm on channels-last x. */
+function gnGeom(x: number[], attrs: NamedAttrMap, kernel: string): { B: number; C: number; G: number } {
+  const G = Number(attrs['groups']);
+  const C = last(x);
+  if (x.length < 2 || !Number.isInteger(G) || G < 1 || C % G !== 0) {
+    throw new Error(`${kernel}: x [${x}] must have rank >= 2 and channels divisible by groups (${attrs['groups']})`);
+  }
+  return { B: x[0]!, C, G };
+}
+
 function fusedKernels(addon: NativeAddon): KernelConfig[] {
   const K = FUSED_KERNELS;
   const same = (name: string) => (s: Record<string, number[]>): number[][] => [s[name]!.slice()];
@@ -484,6 +511,20 @@ function fusedKernels(addon: NativeAddon): KernelConfig[] {
           g.B, g.d, g.ss, g.hs);
       },
     }),
+    nativeKernel(K.groupNorm, {
+      outputs: same('x'),
+      compute: (x, [y], attrs) => {
+        const g = gnGeom(x['x']!.shape, attrs, K.groupNorm);
+        addon.groupNorm(x['x']!.data, x['weight']!.data, x['bias']!.data, y!.data, g.B, g.C, g.G, eps(attrs));
+      },
+    }),
+    nativeKernel(K.groupNormGrad, {
+      outputs: (s) => [s['x']!.slice(), s['weight']!.slice(), s['weight']!.slice()],
+      compute: (x, [dx, dw, db], attrs) => {
+        const g = gnGeom(x['x']!.shape, attrs, K.groupNormGrad);
+        addon.groupNormGrad(x['dy']!.data, x['x']!.data, x['weight']!.data, dx!.data, dw!.data, db!.data, g.B, g.C, g.G, eps(attrs));
+      },
+    }),
   ];
 }
 
@@ -521,6 +562,15 @@ function fusedGradients(): GradConfig[] {
       gradFunc: (dy, [y]) => ({ x: () => run(K.softmaxGrad, { dy: dy as Tensor, y: y! }) as Tensor }),
     },
     {
+      kernelName: K.groupNorm,
+      inputsToSave: ['x', 'weight'],
+      gradFunc: (dy, [x, weight], attrs) => {
+        const [dx, dw, db] = run(K.groupNormGrad, { dy: dy as Tensor, x: x!, weight: weight! }, { groups: Number(attrs['groups']), eps: eps(attrs) }) as Tensor[];
+        // bias has the weight's shape.
+        return { x: () => dx!, weight: () => dw!, bias: () => db! };
+      },
+    },
+    {
       kernelName: K.modulate,
       inputsToSave: ['x', 'scale', 'shift'],
       gradFunc: (dy, [x, scale, shift]) => {
@@ -540,7 +590,7 @@ export function nativeKernelConfigs(): KernelConfig[] | string {
   if (configs) return configs;
   const { addon, reason } = load();
   if (!addon) return reason;
-  configs = [...matMulKernels(addon), ...convKernels(addon), ...fusedKernels(addon)];
+  configs = [...matMulKernels(addon), ...convKernels(addon), ...fusedKernels(addon), sharedIdentityKernel()];
   for (const g of fusedGradients()) tf.registerGradient(g);
   return configs;
 }

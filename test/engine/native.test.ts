@@ -7,6 +7,7 @@ import { tf, type Tensor } from '../../src/engine/tf.js';
 import { useBackend, type BackendName } from '../../src/engine/backend.js';
 import { FUSED_KERNELS, hasNativeKernel, nativeAddon, nativeKernelConfigs, planMatMul } from '../../src/engine/native.js';
 import { randnArray } from '../../src/engine/rng.js';
+import { groupNormNHWC } from '../../src/models/unet/blocks.js';
 
 const addon = nativeAddon();
 const skip = addon ? false : `native addon not available: ${String(nativeKernelConfigs())}`;
@@ -77,7 +78,8 @@ const matmulCases: MM[] = [
   { a: [2, 1, 8, 5], b: [1, 3, 5, 6] },
   { a: [3, 64, 48], b: [3, 48, 40] }, // small products: parallel over the batch
   { a: [4, 96, 80], b: [4, 112, 80], tb: true }, // medium products: parallel over the batch, 1 BLAS thread each
-  { a: [160, 150], b: [150, 170] }, // one product on OpenBLAS threads
+  { a: [160, 150], b: [150, 170] }, // one product below 2^24 multiply-adds: one OpenBLAS thread
+  { a: [300, 300], b: [300, 200] }, // one product on OpenBLAS threads
 ];
 
 test('BatchMatMul: transposes, batch broadcasting and odd sizes match wasm', { skip }, async () => {
@@ -88,6 +90,38 @@ test('BatchMatMul: transposes, batch broadcasting and odd sizes match wasm', { s
   }
   assert.deepEqual(planMatMul([2, 1, 8, 5], [1, 3, 5, 6], false, false).outShape, [2, 3, 8, 6]);
   assert.deepEqual(planMatMul([4, 7, 9], [9, 3], false, false).dims, [{ n: 4, sa: 63, sb: 0, sc: 21 }]);
+});
+
+test('BatchMatMul: a small product gives the same numbers on one and on two BLAS threads', { skip }, async () => {
+  const a = randn([160, 150]);
+  const b = randn([150, 170]);
+  const one = await on('native', () => tf.matMul(T(a), T(b)));
+  const prev = addon!._setOneThreadMnk(0); // every product may use OpenBLAS's threads
+  try {
+    const two = await on('native', () => tf.matMul(T(a), T(b)));
+    close(two[0]!, one[0]!, 'matMul on 2 BLAS threads vs 1', 1e-5, 1e-6);
+  } finally {
+    addon!._setOneThreadMnk(prev);
+  }
+});
+
+test('Identity shares the buffer: clones outlive their source, and the tape still gets its saved inputs', { skip }, async () => {
+  await useBackend('native');
+  const x = tf.tensor1d([1, 2, 3]);
+  const c = tf.clone(x);
+  x.dispose();
+  assert.deepEqual(Array.from(c.dataSync()), [1, 2, 3]);
+  // Square saves its input through Engine.clone; the gradient reads it after the input is gone.
+  const g = tf.grad((v: Tensor) => tf.sum(tf.square(tf.mul(v, 2))))(c);
+  assert.deepEqual(Array.from(g.dataSync()), [8, 16, 24]); // d/dv (2v)^2 = 8v
+  tf.dispose([c, g]);
+  const before = tf.memory();
+  tf.tidy(() => {
+    tf.clone(tf.clone(tf.ones([1000])));
+  });
+  const after = tf.memory();
+  assert.equal(after.numBytes, before.numBytes, 'disposed clones free their buffer');
+  assert.equal(after.numTensors, before.numTensors);
 });
 
 test('BatchMatMul: empty dims give empty or zero outputs', { skip }, async () => {
@@ -365,6 +399,32 @@ test('fused kernels: forward and gradients (small, odd sizes)', { skip }, async 
 
 test('fused kernels: forward and gradients (large enough to use both threads)', { skip }, async () => {
   for (const f of fusedCases([4, 64, 320], { scale: [320], shift: [4, 1, 320] })) await checkFused(f);
+});
+
+test('MceGroupNorm: forward and gradients for x, weight and bias match the composite GroupNorm on wasm', { skip }, async () => {
+  // groupNormNHWC runs the fused kernel under native and tfjs's ops under wasm.
+  const cases = [
+    { x: [3, 5, 4, 12], groups: 4, eps: 1e-5, swish: false },
+    { x: [2, 7, 3, 6], groups: 3, eps: 1e-6, swish: true },
+    { x: [8, 8, 8, 96], groups: 16, eps: 1e-5, swish: true }, // the sd-emoji UNet's widest
+  ];
+  for (const c of cases) {
+    const C = c.x[c.x.length - 1]!;
+    const x = randn(c.x, 2);
+    const w = randn([C], 0.3);
+    const b = randn([C], 0.1);
+    const r = randn(c.x);
+    for (let i = 0; i < w.data.length; i++) w.data[i]! += 1;
+    for (let i = 0; i < x.data.length; i++) x.data[i]! += 0.5; // a mean to subtract
+    await compare(`groupNorm ${JSON.stringify(c)}`, () => {
+      const f = (xt: Tensor, wt: Tensor, bt: Tensor): Tensor => groupNormNHWC(xt, wt, bt, c.groups, c.eps, c.swish);
+      const y = f(T(x), T(w), T(b));
+      const g = tf.grads((xt: Tensor, wt: Tensor, bt: Tensor) => tf.sum(tf.mul(f(xt, wt, bt), T(r))))([T(x), T(w), T(b)]);
+      return [y, ...g];
+    }, 'wasm', 1e-4, 1e-5);
+  }
+  await useBackend('native');
+  assert.equal(hasNativeKernel(K.groupNorm), true);
 });
 
 test('fused kernels give the same numbers on 1 and 2 threads; registered only under native', { skip }, async () => {

@@ -9,6 +9,7 @@ import { fluxSmallFwd } from './flux-small-fwd.js';
 import { fluxSmallCkpt4 } from './flux-small-ckpt4.js';
 import { generateCli } from './generate-cli.js';
 import { mceIter } from './mce-iter.js';
+import { unetMceIter } from './unet-mce-iter.js';
 
 export const workloads: Workload[] = [
   sgemm1024,
@@ -18,4 +19,5 @@ export const workloads: Workload[] = [
   fluxSmallCkpt4,
   generateCli,
   mceIter,
+  unetMceIter,
 ];
