@@ -16,7 +16,12 @@ try {
   if (run.startsWith('bench:')) {
     const block = page.locator(`.bench-folder[data-name="${run.slice('bench:'.length)}"]`);
     await block.locator('.uplot canvas').first().waitFor();
-    await block.screenshot({ path: out });
+    // Every grid image loaded first: images arriving later would move the block under the clip.
+    await page.waitForLoadState('networkidle');
+    await page.waitForFunction(() => [...document.images].every((i) => i.complete));
+    // The block's top: its first model family's plots and table (the whole block is as tall as its grids).
+    const box = (await block.boundingBox())!;
+    await page.screenshot({ path: out, fullPage: true, clip: { x: box.x, y: box.y, width: box.width, height: Math.min(box.height, 1000) } });
   } else {
     await page.click(`button.run[data-name="${run}"]`);
     await page.waitForSelector(`button.run.active[data-name="${run}"]`);
