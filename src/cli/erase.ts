@@ -206,7 +206,7 @@ export const eraseCommand: Command = {
       backend,
       settings: { ...settings, sampler },
       prompts: { erase: sets.erase, preserve: sets.preserve, neighbours: sets.neighbours },
-      seconds: { total: Number(trainSeconds.toFixed(1)), targets: Number(res.seconds.targets.toFixed(1)), train: Number(res.seconds.train.toFixed(1)) },
+      seconds: { total: Number(trainSeconds.toFixed(1)), targets: Number(res.seconds.targets.toFixed(1)), train: Number(res.seconds.train.toFixed(1)), earlierProcesses: Number(res.seconds.earlier.toFixed(1)) },
       resumedFrom: res.train.resumedFrom,
       peakRssMiB: Math.round(peak / 2 ** 20),
       loss: { last: res.train.loss, curve: res.history },

@@ -73,8 +73,12 @@ test('mce erase killed with SIGKILL after its first checkpoint, then rerun, ends
   for (const f of files) assert.ok(bytes(a, f).equals(bytes(b, f)), `${f} differs after kill and resume`);
   assert.deepEqual(stableSummary(b), stableSummary(a));
   assert.equal(stableReport(b), stableReport(a));
-  const summaryB = JSON.parse(readFileSync(join(b, 'summary.json'), 'utf8')) as { resumedFrom: number | null };
+  const summaryB = JSON.parse(readFileSync(join(b, 'summary.json'), 'utf8')) as { resumedFrom: number | null; seconds: { earlierProcesses: number } };
   assert.equal(summaryB.resumedFrom, 10);
+  // The killed process's 10 steps are counted, not lost: a resumed run reports the time they took.
+  assert.ok(summaryB.seconds.earlierProcesses > 0, `earlier processes' training time ${summaryB.seconds.earlierProcesses}`);
+  const summaryA = JSON.parse(readFileSync(join(a, 'summary.json'), 'utf8')) as { seconds: { earlierProcesses: number } };
+  assert.equal(summaryA.seconds.earlierProcesses, 0);
 });
 
 test('mce train killed with SIGKILL after its first checkpoint, then rerun, exports the same weights as an uninterrupted run', async () => {

@@ -67,7 +67,7 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
         record: { method: 'mce', concept: c.concepts.join(', '), settings: { ...s, sampler: subject.samplerRecord } },
       });
       tf.dispose(Object.values(res.logits));
-      return { bundle: out, changed, maskedUnits: changed.maskedUnits, units: changed.units, loss: res.train.loss, trainSeconds: res.seconds.train };
+      return { bundle: out, changed, maskedUnits: changed.maskedUnits, units: changed.units, loss: res.train.loss, trainSeconds: res.seconds.train, earlierSeconds: res.seconds.earlier };
     } finally {
       subject.dispose();
     }

@@ -106,7 +106,8 @@ export interface MceRunResult {
   train: TrainResult;
   /** Loss history per step: [step, loss, erase, preserve]. */
   history: [number, number, number, number][];
-  seconds: { targets: number; train: number };
+  /** This process's target caching and training; `earlier`: training time of the killed processes this run resumed from. */
+  seconds: { targets: number; train: number; earlier: number };
 }
 
 /** What the trainer needs of a model family. */
@@ -233,7 +234,9 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
     });
     optimizer.dispose();
     const host = hostLogits(params);
-    return { logits: host, binary: binarize(host), train: result, history, seconds: { targets: tTargets, train: (performance.now() - t1) / 1000 } };
+    const trainSeconds = (performance.now() - t1) / 1000;
+    // The loop's elapsed time carries the checkpoints' elapsed time; what is beyond this process's is earlier processes'.
+    return { logits: host, binary: binarize(host), train: result, history, seconds: { targets: tTargets, train: trainSeconds, earlier: Math.max(0, result.elapsedSeconds - trainSeconds) } };
   } finally {
     if (items) disposeItems([...items.erase, ...items.preserve]);
     be.dispose();
