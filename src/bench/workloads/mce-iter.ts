@@ -9,23 +9,17 @@
 // twin with the same masks (the uniform noise handed over as an input). Extra: our peak tensor
 // memory at 4 and 16 steps (target: flat in the number of steps).
 import { tf, type Tensor } from '../../engine/tf.js';
-import { measurePeak } from '../../engine/memory.js';
-import { stepSeed } from '../../engine/checkpoint.js';
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
 import { fluxSchedule } from '../../sampling/schedule.js';
-import { HARD_CONCRETE_DEFAULTS, hardConcreteUniform } from '../../erase/mce/hardconcrete.js';
+import { HARD_CONCRETE_DEFAULTS } from '../../erase/mce/hardconcrete.js';
 import { DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, groupOf } from '../../erase/mce/masks.js';
 import { PromptCache, objectiveGrad, type FluxEraseModel, type ObjectiveItem } from '../../erase/mce/objective.js';
-import { fro, normalInput, MiB } from '../util.js';
+import { normalInput } from '../util.js';
 import { fluxForwardFlops, fluxSmallInputs, fluxSmallParams, fluxSmallTensors, type FluxSmallSize } from './flux-small.js';
-import type { CheckValues, InputArray, OursRun, Workload, WorkloadSize } from '../types.js';
+import type { OursRun, Workload, WorkloadSize } from '../types.js';
+import { BETA, ITEMS, RUN_SEED, maskUniforms, mceCheckValues, memoryBySteps } from './mce-common.js';
 
-/** 2 erase + 2 preserve items (mce erase: --batch 2), prompts p0..p3, then the unconditional "". */
-const ITEMS = ['erase', 'erase', 'preserve', 'preserve'] as const;
-const BETA = 0.1;
 const CFG = 4;
-/** The run seed of the micro-batch (its step seeds drive the mask noise). */
-const RUN_SEED = 0x6d6365;
 
 interface MceIterSize extends FluxSmallSize {
   /** Unpacked latent [C, H, W]: packed grid (H/2) x (W/2), 4C channels. */
@@ -53,20 +47,6 @@ function trainedSpecs(s: MceIterSize): { name: string; size: number }[] {
   return fluxMaskSpecs(s.cfg).filter((m) => DEFAULT_GROUP_LR[groupOf(m.name)] > 0);
 }
 
-/** The uniform noise every hook point draws at every step k of a run of n steps: [n, units], hook points in order. */
-function maskUniforms(s: MceIterSize, n: number): InputArray {
-  const specs = trainedSpecs(s);
-  const units = specs.reduce((a, m) => a + m.size, 0);
-  const data = new Float32Array(n * units);
-  for (let k = 0; k < n; k++) {
-    let off = k * units;
-    specs.forEach((m, i) => {
-      data.set(hardConcreteUniform(m.size, stepSeed(RUN_SEED, k), i), off);
-      off += m.size;
-    });
-  }
-  return { name: 'u', shape: [n, units], data };
-}
 
 export const mceIter: Workload = {
   name: 'mce-iter',
@@ -89,7 +69,7 @@ export const mceIter: Workload = {
     const { inputs, weightNames } = fluxSmallInputs(s, seed, [
       normalInput('x0', [ITEMS.length, tokens, cfg.in_channels], seed, 0),
       normalInput('target', [ITEMS.length, tokens, cfg.out_channels], seed, 1),
-      maskUniforms(s, s.steps),
+      maskUniforms(trainedSpecs(s), s.steps),
     ]);
     // Counted as the other checkpointed workloads: 4 forwards per step (2 x 4 items). The backward here
     // takes no weight gradients (~1 forward, not 2), so the real matmul work is ~3 forwards.
@@ -125,44 +105,8 @@ export const mceIter: Workload = {
           objectiveGrad(model, cache, names, logits, items, { sampler: { timesteps: ts, cfg: CFG }, objective: 'final', beta: BETA }, RUN_SEED);
         return {
           step: () => tf.dispose(run(timesteps).grads),
-          checked: () => {
-            const r = run(timesteps);
-            const byGroup = (g: string): number => Math.sqrt(r.grads.reduce((a, x, i) => a + (groupOf(names[i]!) === g ? fro(x) ** 2 : 0), 0));
-            const out: CheckValues = {
-              loss: r.loss,
-              erase_mse: r.terms.erase,
-              preserve_mse: r.terms.preserve,
-              grad_all_logits: Math.sqrt(r.grads.reduce((a, x) => a + fro(x) ** 2, 0)),
-              grad_ffn: byGroup('ffn'),
-              grad_txt_mod: byGroup('txt_mod'),
-              [`grad_${names[0]}`]: fro(r.grads[0]!),
-              [`grad_${names[names.length - 1]}`]: fro(r.grads[names.length - 1]!),
-            };
-            tf.dispose(r.grads);
-            return out;
-          },
-          async extra({ oursMs, budgetS, log }) {
-            const counts = size === 'tiny' ? [2, 4] : [4, 16];
-            const estimateS = (oursMs * (counts[0]! + counts[1]!)) / s.steps / 1000;
-            if (estimateS > budgetS) {
-              const why = `memory-vs-steps probe skipped: ${counts.join(' and ')} steps would take ~${estimateS.toFixed(0)} s (budget ${budgetS} s)`;
-              log(why);
-              return { fields: { peak_mb_by_steps: null }, notes: [why] };
-            }
-            const peaks: Record<string, number> = {};
-            for (const n of counts) {
-              const ts = fluxSchedule(n, { imageSeqLen: tokens, shift: true });
-              const { result, peakBytes, baseBytes } = await measurePeak(() => run(ts));
-              tf.dispose(result.grads);
-              peaks[String(n)] = (peakBytes - baseBytes) / MiB;
-              log(`memory at ${n} steps: ${peaks[String(n)]!.toFixed(1)} MiB`);
-            }
-            const [lo, hi] = counts.map((n) => peaks[String(n)]!) as [number, number];
-            return {
-              fields: { peak_mb_by_steps: peaks },
-              notes: [`our peak tensor memory at ${counts[0]} steps: ${lo.toFixed(1)} MiB, ${counts[1]} steps: ${hi.toFixed(1)} MiB (${hi >= lo ? '+' : ''}${((hi / lo - 1) * 100).toFixed(1)}%)`],
-            };
-          },
+          checked: () => mceCheckValues(run(timesteps), names, ['ffn', 'txt_mod']),
+          extra: (o) => memoryBySteps((n) => run(fluxSchedule(n, { imageSeqLen: tokens, shift: true })), size === 'tiny' ? [2, 4] : [4, 16], s.steps, o),
           dispose: () => {
             cache.dispose();
             tf.dispose([...logits, ...noises, ...targets]);

@@ -9,22 +9,16 @@
 // diffusers' UNet2DConditionModel with the masks at the same hook points (torch_bench.py `Unet`).
 // Extra: our peak tensor memory at 4 and 16 steps (target: flat in the number of steps).
 import { tf, type Tensor } from '../../engine/tf.js';
-import { measurePeak } from '../../engine/memory.js';
-import { stepSeed } from '../../engine/checkpoint.js';
 import { SD_EMOJI_LATENT8, ffInner, headsAt, timeEmbedDim, unetMaskSpecs, unetParamSpecs, upLevels, type UnetParams } from '../../models/unet/index.js';
 import { ddimPlan } from '../../sampling/diffusion-schedule.js';
-import { HARD_CONCRETE_DEFAULTS, hardConcreteUniform } from '../../erase/mce/hardconcrete.js';
+import { HARD_CONCRETE_DEFAULTS } from '../../erase/mce/hardconcrete.js';
 import { DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, groupOf } from '../../erase/mce/masks.js';
 import { UnetPromptCache, unetObjectiveGrad, type UnetEraseModel } from '../../erase/mce/unet.js';
 import type { ObjectiveItem } from '../../erase/mce/objective.js';
-import { byName, fro, normalInput, tensorsOf, MiB } from '../util.js';
-import type { CheckValues, InputArray, OursRun, Workload, WorkloadSize } from '../types.js';
+import { byName, normalInput, tensorsOf } from '../util.js';
+import type { InputArray, OursRun, Workload, WorkloadSize } from '../types.js';
+import { BETA, ITEMS, RUN_SEED, maskUniforms, mceCheckValues, memoryBySteps } from './mce-common.js';
 
-/** 2 erase + 2 preserve items (mce erase: --batch 2), prompts p0..p3, then the unconditional "". */
-const ITEMS = ['erase', 'erase', 'preserve', 'preserve'] as const;
-const BETA = 0.1;
-/** The run seed of the micro-batch (its step seeds drive the mask noise). */
-const RUN_SEED = 0x6d6365;
 
 interface UnetMceSize {
   cfg: UnetParams;
@@ -98,19 +92,6 @@ export function unetForwardFlops(p: UnetParams, B: number, H: number, W: number,
   return f + conv(hw, c0, p.out_channels, 3);
 }
 
-/** The uniform noise every hook point draws at every step k of a run of n steps: [n, units], hook points in order. */
-function maskUniforms(specs: readonly { size: number }[], n: number): InputArray {
-  const units = specs.reduce((a, m) => a + m.size, 0);
-  const data = new Float32Array(n * units);
-  for (let k = 0; k < n; k++) {
-    let off = k * units;
-    specs.forEach((m, i) => {
-      data.set(hardConcreteUniform(m.size, stepSeed(RUN_SEED, k), i), off);
-      off += m.size;
-    });
-  }
-  return { name: 'u', shape: [n, units], data };
-}
 
 /**
  * Weights by diffusers name in state_dict order: conv and Linear weights N(0, 1/fan_in), biases
@@ -186,43 +167,8 @@ export const unetMceIter: Workload = {
           unetObjectiveGrad(model, cache, names, logits, items, { sampler: { plan: steps === s.steps ? plan : ddimPlan(steps), cfg: s.cfg_scale }, objective: 'final', beta: BETA }, RUN_SEED);
         return {
           step: () => tf.dispose(run(s.steps).grads),
-          checked: () => {
-            const r = run(s.steps);
-            const byGroup = (g: string): number => Math.sqrt(r.grads.reduce((a, x, i) => a + (groupOf(names[i]!) === g ? fro(x) ** 2 : 0), 0));
-            const out: CheckValues = {
-              loss: r.loss,
-              erase_mse: r.terms.erase,
-              preserve_mse: r.terms.preserve,
-              grad_all_logits: Math.sqrt(r.grads.reduce((a, x) => a + fro(x) ** 2, 0)),
-              grad_ffn: byGroup('ffn'),
-              grad_attn_linear: byGroup('attn_linear'),
-              [`grad_${names[0]}`]: fro(r.grads[0]!),
-              [`grad_${names[names.length - 1]}`]: fro(r.grads[names.length - 1]!),
-            };
-            tf.dispose(r.grads);
-            return out;
-          },
-          async extra({ oursMs, budgetS, log }) {
-            const counts = size === 'tiny' ? [2, 4] : [4, 16];
-            const estimateS = (oursMs * (counts[0]! + counts[1]!)) / s.steps / 1000;
-            if (estimateS > budgetS) {
-              const why = `memory-vs-steps probe skipped: ${counts.join(' and ')} steps would take ~${estimateS.toFixed(0)} s (budget ${budgetS} s)`;
-              log(why);
-              return { fields: { peak_mb_by_steps: null }, notes: [why] };
-            }
-            const peaks: Record<string, number> = {};
-            for (const n of counts) {
-              const { result, peakBytes, baseBytes } = await measurePeak(() => run(n));
-              tf.dispose(result.grads);
-              peaks[String(n)] = (peakBytes - baseBytes) / MiB;
-              log(`memory at ${n} steps: ${peaks[String(n)]!.toFixed(1)} MiB`);
-            }
-            const [lo, hi] = counts.map((n) => peaks[String(n)]!) as [number, number];
-            return {
-              fields: { peak_mb_by_steps: peaks },
-              notes: [`our peak tensor memory at ${counts[0]} steps: ${lo.toFixed(1)} MiB, ${counts[1]} steps: ${hi.toFixed(1)} MiB (${hi >= lo ? '+' : ''}${((hi / lo - 1) * 100).toFixed(1)}%)`],
-            };
-          },
+          checked: () => mceCheckValues(run(s.steps), names, ['ffn', 'attn_linear']),
+          extra: (o) => memoryBySteps(run, size === 'tiny' ? [2, 4] : [4, 16], s.steps, o),
           dispose: () => {
             cache.dispose();
             tf.dispose([...logits, ...noises, ...targets, ...ts]);
