@@ -496,6 +496,30 @@ def flux_ckpt(a, p):
     return run, check
 
 
+def checkpointed_final_grad(step, x0, n, logits, loss_of):
+    """MCE's backprop through every sampling step with step-wise recomputation (the engine's
+    checkpointed backprop): the forward keeps only each step's input, then each step is recomputed
+    under autograd on the way back. Returns the loss, the final output and d loss / d logits."""
+    with torch.no_grad():
+        xs = [x0]
+        for k in range(n):
+            xs.append(step(xs[k], k, logits))
+    xn = xs[n].detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_of(xn)
+        g = torch.autograd.grad(loss, xn)[0]
+    acc = [torch.zeros_like(q) for q in logits]
+    for k in range(n - 1, -1, -1):
+        xk = xs[k].detach().requires_grad_(True)
+        with torch.enable_grad():
+            out = step(xk, k, logits)
+            gs = torch.autograd.grad(out, [xk] + logits, g)
+        g = gs[0]
+        for i in range(len(logits)):
+            acc[i] += gs[i + 1]
+    return loss.detach(), xs[n], acc
+
+
 def mce_iter(a, p):
     """One MCE iteration (src/bench/workloads/mce-iter.ts; erase/mce/objective.ts objectiveGrad): items
     p0..p3 (erase, erase, preserve, preserve) from their noises x0, CFG inside every Euler step (the batch
@@ -551,24 +575,7 @@ def mce_iter(a, p):
         return ((f - target) ** 2).reshape(n_items, -1).mean(1)
 
     def run():
-        with torch.no_grad():
-            xs = [x0]
-            for k in range(n):
-                xs.append(step(xs[k], k, logits))
-        xn = xs[n].detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = (item_mse(xn) * w).sum()
-            g = torch.autograd.grad(loss, xn)[0]
-        acc = [torch.zeros_like(q) for q in logits]
-        for k in range(n - 1, -1, -1):
-            xk = xs[k].detach().requires_grad_(True)
-            with torch.enable_grad():
-                out = step(xk, k, logits)
-                gs = torch.autograd.grad(out, [xk] + logits, g)
-            g = gs[0]
-            for i in range(len(logits)):
-                acc[i] += gs[i + 1]
-        return loss.detach(), xs[n], acc
+        return checkpointed_final_grad(step, x0, n, logits, lambda xn: (item_mse(xn) * w).sum())
 
     def check():
         loss, xn, acc = run()
@@ -861,24 +868,7 @@ def unet_mce_iter(a, p):
         return ((f - target) ** 2).reshape(n_items, -1).mean(1)
 
     def run():
-        with torch.no_grad():
-            xs = [x0]
-            for k in range(n):
-                xs.append(step(xs[k], k, logits))
-        xn = xs[n].detach().requires_grad_(True)
-        with torch.enable_grad():
-            loss = (item_mse(xn) * w).sum()
-            g = torch.autograd.grad(loss, xn)[0]
-        acc = [torch.zeros_like(q) for q in logits]
-        for k in range(n - 1, -1, -1):
-            xk = xs[k].detach().requires_grad_(True)
-            with torch.enable_grad():
-                out = step(xk, k, logits)
-                gs = torch.autograd.grad(out, [xk] + logits, g)
-            g = gs[0]
-            for i in range(len(logits)):
-                acc[i] += gs[i + 1]
-        return loss.detach(), xs[n], acc
+        return checkpointed_final_grad(step, x0, n, logits, lambda xn: (item_mse(xn) * w).sum())
 
     def check():
         loss, xn, acc = run()
