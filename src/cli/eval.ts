@@ -1,7 +1,7 @@
 // `mce eval <what>`: measurements of a model with the emoji-world evaluators. One table of
 // subcommands (quality now; erasure and others later), sharing the command's flags.
 //
-//   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--out DIR]
+//   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--prompts heldout|train] [--out DIR]
 //   mce eval quality ... --shard 2/4 --out runs/quality-2        one of four processes
 //   mce eval quality merge runs/quality-* --out runs/quality    the report of the whole
 import { mkdirSync } from 'node:fs';
@@ -36,6 +36,7 @@ export const evalCommand: Command = {
     seeds: { type: 'number', help: 'noises per (concept, style) prompt', default: 4 },
     concepts: { type: 'string', help: "'all' the model's concepts, a count N (erasure targets first, then a seeded sample), or names a,b,c", default: 'all' },
     seed: { type: 'number', help: 'seed of the prompt choice, noises and concept sample', default: 0 },
+    prompts: { type: 'string', help: "caption split to prompt with: 'heldout' (what the bars judge) or 'train' (captions seen in training)", default: 'heldout' },
     out: { type: 'string', help: 'folder for quality.json and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
@@ -73,6 +74,8 @@ async function runQuality(flags: FlagValues): Promise<number> {
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`mce eval quality: --seed must be a non-negative integer, got ${seed}`);
   const concepts = parseConcepts(String(flags['concepts']));
   const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
+  const prompts = String(flags['prompts']);
+  if (prompts !== 'heldout' && prompts !== 'train') throw new UsageError(`mce eval quality: --prompts must be one of heldout, train, got '${prompts}'`);
   const shard = parseShard('mce eval quality', flags['shard']);
   if (shard && !out) throw new UsageError('mce eval quality: --shard needs --out DIR (the shard writes its items there)');
   const { useBackend } = await import('../engine/backend.js');
@@ -90,6 +93,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
     seeds,
     seed,
     concepts,
+    prompts: prompts as 'heldout' | 'train',
     classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
     clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
   };

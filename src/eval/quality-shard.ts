@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from
 import { join } from 'node:path';
 import type { RgbImage, TextToImageModel } from '../generate/index.js';
 import { writeFileAtomicSync } from '../io/atomic.js';
-import { aggregateQuality, qualityPlan, scoreItems, type QualityResult, type QualitySetup, type ScoredItem } from './quality.js';
+import { aggregateQuality, scoreItems, setupPlan, type QualityResult, type QualitySetup, type ScoredItem } from './quality.js';
 
 interface ShardSettings {
   /** sha256 of the setup and the model's manifest.json: shards of one evaluation share it. */
@@ -113,7 +113,7 @@ export async function runQualityShard(
   } else {
     writeFileAtomicSync(file, JSON.stringify(settings, null, 2) + '\n');
   }
-  const mine = qualityPlan(setup.concepts, setup.styles, setup.seed).map((_, index) => index).filter((index) => index % shard.n === shard.i);
+  const mine = setupPlan(setup).map((_, index) => index).filter((index) => index % shard.n === shard.i);
   const done = new Set(readItems(dir).map((s) => s.index));
   const todo = mine.filter((index) => !done.has(index));
   const out = join(dir, shard.n > 1 ? `items.shard-${shard.i + 1}-of-${shard.n}.jsonl` : 'items.jsonl');
@@ -130,7 +130,7 @@ export async function mergeQualityShards(dirs: readonly string[]): Promise<Quali
   }
   const byIndex = new Map<number, ScoredItem>();
   for (const d of dirs) for (const s of readItems(d)) byIndex.set(s.index, s);
-  const plan = qualityPlan(first.setup.concepts, first.setup.styles, first.setup.seed);
+  const plan = setupPlan(first.setup);
   const missing = plan.map((_, i) => i).filter((i) => !byIndex.has(i));
   if (missing.length) {
     const it = plan[missing[0]!]!;

@@ -32,6 +32,14 @@ export function formatQuality(r: QualityReport): string {
       [`${m.kid.name}, generated vs real`, `${m.kid.mean.toFixed(4)} ± ${m.kid.std.toFixed(4)}`, ''],
     ]),
   );
+  lines.push('');
+  lines.push(
+    ...table([
+      ["generated, by the prompt's concept phrase", 'images', 'top-1', 'top-5', 'style'],
+      ...m.byConceptPhrase.map((g) => [g.phrase, String(g.images), pct(g.top1), pct(g.top5), pct(g.style)]),
+    ]),
+  );
+  lines.push('');
   if (m.clipScore.generated === null) lines.push(`CLIP score ${m.clipScore.note}`);
   lines.push(`FID: ${m.fid.note}. KID: ${m.kid.subsets} subsets of ${m.kid.subsetSize} images.`);
   lines.push('');

@@ -19,7 +19,7 @@ import {
 import type { FloatDtype } from '../io/dtypes.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { loadCatalogue } from '../world/catalogue.js';
-import { captions, fillTemplate, PLAIN_TEMPLATES, STYLE_TEMPLATES } from '../world/captions.js';
+import { captions, fillTemplate, PLAIN_TEMPLATES, seededCaption, STYLE_TEMPLATES } from '../world/captions.js';
 import { hashString } from '../world/util.js';
 import { STYLES, type Vendor } from '../world/vendors.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
@@ -126,9 +126,7 @@ class CaptionBank {
 
 /** One held-out caption of a concept (seeded pick among all its held-out captions in that style, or plain). */
 export function heldOutCaption(concept: string, style: Vendor | null, seed: number): string {
-  const list = captions(concept, style, 'heldout');
-  if (list.length === 0) throw new Error(`no held-out captions for ${concept}`);
-  return list[new Rng(hashString(seed, 'heldout-caption', concept, style ?? '')).int(list.length)]!;
+  return seededCaption(concept, style, 'heldout', seed).text;
 }
 
 interface Batch {

@@ -7,6 +7,7 @@
 // train; every other combination is held-out. Held-out captions are for evaluation only.
 import { type Concept, loadCatalogue } from './catalogue.js';
 import { STYLES, type Vendor } from './vendors.js';
+import { Rng } from '../engine/rng.js';
 import { hashString } from './util.js';
 
 export type Split = 'train' | 'heldout';
@@ -199,4 +200,19 @@ export function canonicalCaption(c: Concept | string, style: Vendor | null = nul
   return style === null
     ? fillTemplate(PLAIN_TEMPLATES[0]!, con.name)
     : fillTemplate(STYLE_TEMPLATES[0]!, con.name, STYLES[style].name);
+}
+
+/**
+ * One caption of a concept in a style (null: plain) from a split: a pick among all its captions
+ * there, seeded by (seed, split, concept, style) alone, with its parts.
+ */
+export function seededCaption(c: string, style: Vendor | null, split: Split, seed: number): Caption {
+  const list = captionRecords(c, style, split);
+  if (list.length === 0) throw new Error(`no ${split} captions for ${c}`);
+  return list[new Rng(hashString(seed, `${split}-caption`, c, style ?? '')).int(list.length)]!;
+}
+
+/** Whether a caption's concept phrase was seen in training: the name or a train synonym. */
+export function conceptPhraseSeen(c: string, caption: Caption): boolean {
+  return conceptPhrases(c, 'train').includes(caption.conceptPhrase);
 }

@@ -14,7 +14,7 @@ import { initClassifier, saveClassifier, type ClassifierConfig } from '../../src
 import { ClipVocab, initClip, saveClip, type ClipConfig } from '../../src/models/clip/clip.js';
 import { unloadEvaluators } from '../../src/eval/evaluators.js';
 import { chooseConcepts, evaluateQuality, qualityBars, qualityPlan, trainedConcepts, type TargetDetection } from '../../src/eval/quality.js';
-import { captions } from '../../src/world/captions.js';
+import { captions, conceptPhrases } from '../../src/world/captions.js';
 import { buildDataset, selectConcepts } from '../../src/world/dataset.js';
 import { erasureTargets } from '../../src/world/targets.js';
 import { VENDORS } from '../../src/world/vendors.js';
@@ -118,6 +118,40 @@ test('deterministic for a seed; another seed picks other prompts and noises; CLI
   assert.equal(a.report.metrics.clipScore.generated, null);
   assert.match(a.report.metrics.clipScore.note, /^skipped: emoji CLIP weights not found/);
   assert.equal(a.report.evaluators.clip, null);
+});
+
+test('accuracies split by whether the prompt names the concept with a phrase seen in training; --prompts train uses train captions and judges no bar', async () => {
+  // A seed whose plan holds both kinds of held-out prompt.
+  const seed = [0, 1, 2, 3, 4, 5, 6, 7].find((s) => new Set(qualityPlan(CONCEPTS, VENDORS, s).map((it) => it.phraseSeen)).size === 2);
+  assert.ok(seed !== undefined);
+  for (const it of qualityPlan(CONCEPTS, VENDORS, seed)) {
+    const heldSynonym = conceptPhrases(it.concept, 'heldout').some((p) => it.prompt.includes(p));
+    assert.equal(it.phraseSeen, !heldSynonym, it.prompt);
+  }
+  const noise = (prompt: string, s: number, k: number): RgbImage => {
+    const rng = new Rng(s * 31 + k + prompt.length);
+    return { width: SIZE, height: SIZE, data: Uint8Array.from({ length: SIZE * SIZE * 3 }, () => rng.int(256)) };
+  };
+  const prompts: string[] = [];
+  const model = standIn((p, s, k) => (prompts.push(p), noise(p, s, k)));
+  const opts = { seed, seeds: 2, classifier: clfPath, clip: join(dir, 'none.safetensors'), progress: false, kidSubsets: 5 };
+  const held = (await evaluateQuality(model, opts)).report;
+  const groups = held.metrics.byConceptPhrase;
+  assert.deepEqual(groups.map((g) => g.phrase), ['seen in training', 'held-out synonym']);
+  assert.equal(groups[0]!.images + groups[1]!.images, held.images.generated);
+  const weighted = (k: 'top1' | 'top5' | 'style'): number => groups.reduce((a, g) => a + g.images * g[k], 0) / held.images.generated;
+  assert.ok(Math.abs(weighted('top1') - held.metrics.conceptTop1.generated) < 1e-12);
+  assert.ok(Math.abs(weighted('style') - held.metrics.style.generated) < 1e-12);
+  assert.ok(held.bars.every((b) => b.pass !== null || b.measured === null));
+
+  prompts.length = 0;
+  const train = (await evaluateQuality(model, { ...opts, prompts: 'train' })).report;
+  const plan = qualityPlan(CONCEPTS, VENDORS, seed, 'train');
+  assert.deepEqual(new Set(prompts), new Set(plan.map((it) => it.prompt)), 'one train caption per (concept, style), two images each');
+  for (const it of plan) assert.ok(captions(it.concept, it.style, 'train').includes(it.prompt), it.prompt);
+  assert.match(train.prompts, /^train captions/);
+  assert.deepEqual(train.metrics.byConceptPhrase.map((g) => g.phrase), ['seen in training']);
+  assert.ok(train.bars.every((b) => b.pass === null && /not judged/.test(b.detail)));
 });
 
 test('concept choice: the trained list from the manifest, a count takes the erasure targets first, names are checked', () => {
