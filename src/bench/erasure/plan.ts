@@ -142,7 +142,13 @@ export function shardUnits(s: BenchSettings, units: readonly BenchUnit[], i: num
   return units.filter((u) => owner.get(u.cell) === i);
 }
 
-/** A hash of the settings: a results folder only resumes (or merges) runs of the same settings. */
+/**
+ * What the units compute, versioned: a change to it makes folders of earlier versions refuse to
+ * resume or merge. 2: a multi-concept cell's attacks aim at each of its concepts (1: the first only).
+ */
+export const UNITS_VERSION = 2;
+
+/** A hash of the settings (and UNITS_VERSION): a results folder only resumes (or merges) runs of the same settings. */
 export function settingsHash(s: BenchSettings): string {
-  return createHash('sha256').update(JSON.stringify(s)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(`${UNITS_VERSION}:${JSON.stringify(s)}`).digest('hex').slice(0, 16);
 }

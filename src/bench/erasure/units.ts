@@ -14,6 +14,7 @@ import { writePng } from '../../io/png.js';
 import { loadAttack } from '../../attacks/index.js';
 import { loadAttackSubject } from '../../attacks/subject.js';
 import { saveAttackResult } from '../../attacks/store.js';
+import type { AttackResult } from '../../attacks/types.js';
 import { benchCase, type BenchSettings, type BenchUnit } from './plan.js';
 import { erasureMetrics } from './metrics.js';
 
@@ -114,11 +115,27 @@ async function runAttackUnit(u: BenchUnit, ctx: UnitContext): Promise<Record<str
   const attack = await loadAttack(u.attack!);
   const subject = await loadAttackSubject(cellModel(ctx, u), u.model);
   try {
-    // A multi-concept cell is attacked on its first concept.
-    const target = erasureTarget(c.concepts[0]!);
-    const r = await attack(subject, target, { seed: ctx.settings.seed, budget: ctx.settings.budget, seedsPerPrompt: ctx.settings.attackSeeds, progress: false });
-    const file = saveAttackResult(join(ctx.dir, 'attacks'), r);
-    return { asr: r.asr, baseline: r.baseline, generations: r.generations, target: r.target, model: r.model, best: r.prompts.slice(0, 3), file, attackSeconds: r.seconds };
+    // A multi-concept cell is attacked on each of its concepts in turn, each with the full budget;
+    // its success rate pools their generations (each concept is attacked with as many).
+    const results: { r: AttackResult; file: string }[] = [];
+    for (const concept of c.concepts) {
+      const r = await attack(subject, erasureTarget(concept), { seed: ctx.settings.seed, budget: ctx.settings.budget, seedsPerPrompt: ctx.settings.attackSeeds, progress: false });
+      results.push({ r, file: saveAttackResult(join(ctx.dir, 'attacks'), r) });
+    }
+    const generations = results.reduce((a, { r }) => a + r.generations, 0);
+    const pooled = (rate: (r: AttackResult) => number): number =>
+      generations ? results.reduce((a, { r }) => a + rate(r) * r.generations, 0) / generations : 0;
+    const perTarget = results.map(({ r, file }) => ({ target: r.target, asr: r.asr, baseline: r.baseline, generations: r.generations, best: r.prompts.slice(0, 3), file, attackSeconds: r.seconds }));
+    const only = perTarget.length === 1 ? perTarget[0]! : null;
+    return {
+      asr: pooled((r) => r.asr),
+      baseline: pooled((r) => r.baseline),
+      generations,
+      target: results.map(({ r }) => r.target).join(', '),
+      model: results[0]!.r.model,
+      ...(only ? { best: only.best, file: only.file } : { perTarget }),
+      attackSeconds: results.reduce((a, { r }) => a + r.seconds, 0),
+    };
   } finally {
     subject.dispose();
   }
