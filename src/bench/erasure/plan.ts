@@ -115,10 +115,11 @@ export function planUnits(s: BenchSettings): { units: BenchUnit[]; skipped: Skip
 }
 
 /** Rough relative cost of a cell (minutes on this machine), for balancing shards only. */
-export function cellCost(s: BenchSettings, model: string, method: BenchMethod): number {
+export function cellCost(s: BenchSettings, model: string, method: BenchMethod, concepts = 1): number {
   const slow = model.includes('sd') ? 2 : 1;
   const erase = method === 'mce' ? s.mceIters / 30 : method === 'none' || method === 'sld' || method === 'flowedit' || method === 'uce' ? 0.2 : 2;
-  return slow * (erase + 1 + s.attacks.length * (s.budget === 'quick' ? 0.5 : 2));
+  // Each concept of a cell is attacked in turn.
+  return slow * (erase + 1 + concepts * s.attacks.length * (s.budget === 'quick' ? 0.5 : 2));
 }
 
 /** The units of shard i (0-based) of n: whole cells, longest first onto the least-loaded shard. */
@@ -128,7 +129,7 @@ export function shardUnits(s: BenchSettings, units: readonly BenchUnit[], i: num
   const cells = [...new Set(units.map((u) => u.cell))];
   const cost = new Map(cells.map((c) => {
     const u = units.find((x) => x.cell === c)!;
-    return [c, cellCost(s, u.model, u.method)];
+    return [c, cellCost(s, u.model, u.method, benchCase(u.case).concepts.length)];
   }));
   cells.sort((a, b) => cost.get(b)! - cost.get(a)! || (a < b ? -1 : 1));
   const load = new Array<number>(n).fill(0);
