@@ -6,7 +6,7 @@
 //   mce baseline uce --concept "kitchen knife" --out runs/uce-knife
 //   mce baseline esd-x --concept "kitchen knife, dagger" --out runs/esd-x-blades   (erased together)
 import { join } from 'node:path';
-import { UsageError, UserError, type Command } from './command.js';
+import { numericFlags, UsageError, UserError, type Command } from './command.js';
 
 const METHODS = ['uce', 'sld', 'esd-x', 'esd-u', 'ca', 'flowedit', 'eap'] as const;
 const PRESETS = ['WEAK', 'MEDIUM', 'STRONG', 'MAX'] as const;
@@ -38,18 +38,7 @@ export const baselineCommand: Command = {
     const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
     const out = flags['out'];
     if (typeof out !== 'string' || !out) throw new UsageError('mce baseline: --out DIR is required');
-    const int = (name: string, lo: number, hi: number): number | undefined => {
-      const v = flags[name];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`mce baseline: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-      return v;
-    };
-    const num = (name: string, lo: number, hi: number): number | undefined => {
-      const v = flags[name];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !(v >= lo && v <= hi)) throw new UsageError(`mce baseline: --${name} must be in [${lo}, ${hi}], got ${String(v)}`);
-      return v;
-    };
+    const { int, num } = numericFlags('mce baseline', flags);
     const seed = int('seed', 0, 2 ** 31 - 1)!;
     const iters = int('iters', 1, 100000);
     const steps = int('steps', 1, 200);

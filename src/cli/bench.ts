@@ -7,7 +7,7 @@
 //   mce bench --out runs/bench --shard 2/4                   one of four processes
 //   mce bench merge runs/bench-1 runs/bench-2 --out runs/bench
 import { join } from 'node:path';
-import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 import { runBench, writeResults } from '../bench/harness.js';
 import { formatTable } from '../bench/report.js';
@@ -71,12 +71,7 @@ async function erasure(flags: FlagValues): Promise<number> {
     s.models = models;
     s.steps = Object.fromEntries(models.map((m) => [m, s.steps[m] ?? null]));
   }
-  const int = (name: string, lo: number, hi: number): number | undefined => {
-    const v = flags[name];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`mce bench: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-    return v;
-  };
+  const { int } = numericFlags('mce bench', flags);
   s.seed = int('seed', 0, 2 ** 31 - 1) ?? s.seed;
   s.n = int('n', 1, 1000) ?? s.n;
   s.mceIters = int('mce-iters', 1, 100000) ?? s.mceIters;

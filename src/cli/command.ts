@@ -28,3 +28,27 @@ export class UsageError extends Error {}
 
 /** A failure the user can fix (bad file, unknown concept): printed as one line, exit code 1. */
 export class UserError extends Error {}
+
+/**
+ * Readers of a command's numeric flags, each undefined when the flag is absent and a one-line
+ * usage error when it is out of range: `mce erase: --steps must be an integer in [1, 100], got 0`.
+ */
+export function numericFlags(command: string, flags: FlagValues): {
+  int(name: string, lo: number, hi: number): number | undefined;
+  num(name: string, lo: number, hi: number): number | undefined;
+} {
+  return {
+    int(name, lo, hi) {
+      const v = flags[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`${command}: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
+      return v;
+    },
+    num(name, lo, hi) {
+      const v = flags[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== 'number' || !(v >= lo && v <= hi)) throw new UsageError(`${command}: --${name} must be in [${lo}, ${hi}], got ${String(v)}`);
+      return v;
+    },
+  };
+}

@@ -7,7 +7,7 @@
 // trajectory divergence, held-out evaluation), report.html. Resumable: rerun the same command to continue from --out/checkpoints.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UsageError, UserError, type Command } from './command.js';
+import { numericFlags, UsageError, UserError, type Command } from './command.js';
 
 const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
@@ -54,17 +54,9 @@ export const eraseCommand: Command = {
     if (typeof conceptFlag !== 'string' || !conceptFlag.trim()) throw new UsageError('mce erase: --concept NAME is required');
     const out = flags['out'];
     if (typeof out !== 'string' || !out) throw new UsageError('mce erase: --out DIR is required');
-    const int = (name: string, lo: number, hi: number): number | undefined => {
-      const v = flags[name];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`mce erase: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-      return v;
-    };
-    const num = (name: string, lo: number, hi: number): number => {
-      const v = flags[name] as number;
-      if (!(v >= lo && v <= hi)) throw new UsageError(`mce erase: --${name} must be in [${lo}, ${hi}], got ${String(v)}`);
-      return v;
-    };
+    const { int, num: optionalNum } = numericFlags('mce erase', flags);
+    // Flags with a default are always there.
+    const num = (name: string, lo: number, hi: number): number => optionalNum(name, lo, hi)!;
     const target = flags['target'] as string;
     if (!(TARGETS as readonly string[]).includes(target)) throw new UsageError(`mce erase: --target must be one of ${TARGETS.join(', ')}, got '${target}'`);
     if (target === 'edit' && flags['objective'] !== 'final') throw new UsageError('mce erase: --target edit (FlowEdit) works with --objective final only');
@@ -84,8 +76,7 @@ export const eraseCommand: Command = {
     const sparsityKind = flags['sparsity-kind'] as string;
     if (sparsityKind !== 'l1' && sparsityKind !== 'l0') throw new UsageError(`mce erase: --sparsity-kind must be l1 or l0, got '${sparsityKind}'`);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
-    const cfgFlag = flags['cfg'] as number | undefined;
-    if (cfgFlag !== undefined && !(cfgFlag >= 0 && cfgFlag <= 50)) throw new UsageError(`mce erase: --cfg must be in [0, 50], got ${cfgFlag}`);
+    const cfgFlag = optionalNum('cfg', 0, 50);
     const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
 
     // Prompt sets first: an unknown concept fails before any model loads.

@@ -1,13 +1,13 @@
 // `mce eval <what>`: measurements of a model with the emoji-world evaluators. One table of
 // subcommands (quality now; erasure and others later), sharing the command's flags.
 //
-//   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--prompts heldout|train] [--out DIR]
+//   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--prompts heldout|train] [--steps N] [--cfg X] [--out DIR]
 //   mce eval quality ... --shard 2/4 --out runs/quality-2        one of four processes
 //   mce eval quality merge runs/quality-* --out runs/quality    the report of the whole
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QualityResult } from '../eval/quality.js';
-import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 
 /** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
@@ -36,6 +36,8 @@ export const evalCommand: Command = {
     seeds: { type: 'number', help: 'noises per (concept, style) prompt', default: 4 },
     concepts: { type: 'string', help: "'all' the model's concepts, a count N (erasure targets first, then a seeded sample), or names a,b,c", default: 'all' },
     seed: { type: 'number', help: 'seed of the prompt choice, noises and concept sample', default: 0 },
+    steps: { type: 'number', help: "sampling steps (default: the model's)" },
+    cfg: { type: 'number', help: "classifier-free guidance scale (default: the model's)" },
     prompts: { type: 'string', help: "caption split to prompt with: 'heldout' (what the bars judge) or 'train' (captions seen in training)", default: 'heldout' },
     out: { type: 'string', help: 'folder for quality.json and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
@@ -68,13 +70,15 @@ export function parseConcepts(raw: string): 'all' | number | string[] {
 }
 
 async function runQuality(flags: FlagValues): Promise<number> {
-  const seeds = flags['seeds'] as number;
-  if (!Number.isInteger(seeds) || seeds < 1 || seeds > 64) throw new UsageError(`mce eval quality: --seeds must be an integer in [1, 64], got ${seeds}`);
+  const { int, num } = numericFlags('mce eval quality', flags);
+  const seeds = int('seeds', 1, 64)!;
   const seed = flags['seed'] as number;
   if (!Number.isInteger(seed) || seed < 0) throw new UsageError(`mce eval quality: --seed must be a non-negative integer, got ${seed}`);
   const concepts = parseConcepts(String(flags['concepts']));
   const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
   const prompts = String(flags['prompts']);
+  const steps = int('steps', 1, 200);
+  const cfg = num('cfg', 0, 50);
   if (prompts !== 'heldout' && prompts !== 'train') throw new UsageError(`mce eval quality: --prompts must be one of heldout, train, got '${prompts}'`);
   const shard = parseShard('mce eval quality', flags['shard']);
   if (shard && !out) throw new UsageError('mce eval quality: --shard needs --out DIR (the shard writes its items there)');
@@ -94,6 +98,8 @@ async function runQuality(flags: FlagValues): Promise<number> {
     seed,
     concepts,
     prompts: prompts as 'heldout' | 'train',
+    steps,
+    cfg,
     classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
     clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
   };

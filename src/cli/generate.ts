@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RgbImage } from '../generate/index.js';
 import { writePng } from '../io/png.js';
-import { UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 
 export const generateCommand: Command = {
@@ -34,17 +34,11 @@ export const generateCommand: Command = {
     if (args.length) throw new UsageError(`mce generate: unexpected argument '${args[0]}' (the prompt goes in --prompt)`);
     const prompt = flags['prompt'];
     if (typeof prompt !== 'string') throw new UsageError('mce generate: --prompt TEXT is required');
-    const int = (name: string, lo: number, hi: number): number | undefined => {
-      const v = flags[name];
-      if (v === undefined) return undefined;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new UsageError(`mce generate: --${name} must be an integer in [${lo}, ${hi}], got ${String(v)}`);
-      return v;
-    };
+    const { int, num } = numericFlags('mce generate', flags);
     const seed = int('seed', 0, 2 ** 32 - 1)!;
     const steps = int('steps', 1, 200);
     const n = int('n', 1, 64)!;
-    const cfg = flags['cfg'] as number | undefined;
-    if (cfg !== undefined && !(cfg >= 0 && cfg <= 50)) throw new UsageError(`mce generate: --cfg must be in [0, 50], got ${cfg}`);
+    const cfg = num('cfg', 0, 50);
     const out = flags['out'] as string;
     if (!out.toLowerCase().endsWith('.png')) throw new UsageError(`mce generate: --out must name a .png file, got '${out}'`);
     const modelName = flags['model'] as string;

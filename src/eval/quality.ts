@@ -54,6 +54,9 @@ export interface QualityOptions {
    * generalising to new phrasings.
    */
   prompts?: Split;
+  /** Sampling steps and CFG scale (default: the model's). */
+  steps?: number;
+  cfg?: number;
 }
 
 export interface QualityItem {
@@ -302,7 +305,7 @@ export function qualitySetup(model: TextToImageModel, opts: QualityOptions = {})
   const ds = model.manifest['dataset'] as { size?: number; seed?: number; styles?: Vendor[] };
   const clipPath = opts.clip ?? evaluatorPath('clip');
   return {
-    model: { name: model.name, dir: model.dir, family: model.family, steps: model.defaults.steps, cfg: model.defaults.cfg },
+    model: { name: model.name, dir: model.dir, family: model.family, steps: opts.steps ?? model.defaults.steps, cfg: opts.cfg ?? model.defaults.cfg },
     seed,
     seeds,
     trained,
@@ -374,7 +377,7 @@ export async function scoreItems(
   for (const [j, index] of indices.entries()) {
     const item = plan[index]!;
     const t0 = performance.now();
-    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: setup.seeds });
+    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: setup.seeds, steps: setup.model.steps, cfg: setup.model.cfg });
     const t1 = performance.now();
     const scores = score(ev.clf, res.images, ev.trainedIdx);
     const clip = setup.clip.present ? await clipScore(res.images, res.images.map(() => item.prompt), { model: setup.clip.path }) : null;

@@ -30,6 +30,8 @@ test('eval: usage errors exit 2 and user errors exit 1, each one line', async ()
     [['eval', 'quality', '--seeds', '0'], 2, /^mce eval quality: --seeds must be an integer in \[1, 64\], got 0/],
     [['eval', 'quality', '--seeds', '2.5'], 2, /^mce eval quality: --seeds must be an integer/],
     [['eval', 'quality', '--seeds', 'abc'], 2, /^mce eval: --seeds must be a number, got 'abc'/],
+    [['eval', 'quality', '--steps', '0'], 2, /^mce eval quality: --steps must be an integer in \[1, 200\], got 0/],
+    [['eval', 'quality', '--cfg=-1'], 2, /^mce eval quality: --cfg must be in \[0, 50\], got -1/],
     [['eval', 'quality', '--prompts', 'test'], 2, /^mce eval quality: --prompts must be one of heldout, train, got 'test'/],
     [['eval', 'quality', '--concepts', '0'], 2, /^mce eval: --concepts count must be at least 1/],
     [['eval', 'quality', '--concepts', ' , '], 2, /^mce eval: --concepts must be 'all', a count, or names/],

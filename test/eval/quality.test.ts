@@ -152,6 +152,14 @@ test('accuracies split by whether the prompt names the concept with a phrase see
   assert.match(train.prompts, /^train captions/);
   assert.deepEqual(train.metrics.byConceptPhrase.map((g) => g.phrase), ['seen in training']);
   assert.ok(train.bars.every((b) => b.pass === null && /not judged/.test(b.detail)));
+  // Sampling steps and CFG: the model's unless given, and reported as used.
+  assert.deepEqual([held.model.steps, held.model.cfg], [4, 3]);
+  const used = new Set<string>();
+  const plain = standIn(noise);
+  const tuned = { ...plain, generate: (o: Parameters<TextToImageModel['generate']>[0]) => (used.add(`${o.steps},${o.cfg}`), plain.generate(o)) };
+  const r = (await evaluateQuality(tuned, { ...opts, steps: 7, cfg: 2.5 })).report;
+  assert.deepEqual([...used], ['7,2.5']);
+  assert.deepEqual([r.model.steps, r.model.cfg], [7, 2.5]);
 });
 
 test('concept choice: the trained list from the manifest, a count takes the erasure targets first, names are checked', () => {
