@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, r6, writeManifest, type RunInfo,
+  datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
@@ -256,14 +256,15 @@ export async function exportDiffusionModel(
     files,
     dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
-      command: run.init && typeof cfg.notes?.['stage1_command'] === 'string'
-        ? `${cfg.notes['stage1_command'] as string} && mce train diffusion --config ${configPath}`
-        : `mce train diffusion --config ${configPath}`,
+      command: (run.init && typeof cfg.notes?.['stage1_command'] === 'string' ? `${cfg.notes['stage1_command'] as string} && ` : '') +
+        `mce train diffusion --config ${configPath}` +
+        // An export before the planned end (a stop, or exportEvery) is reproduced by stopping there.
+        (stageSteps(run) < cfg.train.steps ? ` --max-steps ${stageSteps(run)}` : ''),
       config: cfg,
       objective: 'DDPM epsilon prediction: t ~ uniform{0..999}, x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, MSE(eps_pred, eps)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      total_steps: (run.init?.step ?? 0) + cfg.train.steps,
+      total_steps: (run.init?.step ?? 0) + stageSteps(run),
       init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),

@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, r6, writeManifest, type RunInfo,
+  datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -270,16 +270,17 @@ export async function exportFlowModel(
     files,
     dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
-      command: run.init && typeof cfg.notes?.['stage1_command'] === 'string'
-        ? `${cfg.notes['stage1_command'] as string} && mce train flow --config ${configPath}`
-        : `mce train flow --config ${configPath}`,
+      command: (run.init && typeof cfg.notes?.['stage1_command'] === 'string' ? `${cfg.notes['stage1_command'] as string} && ` : '') +
+        `mce train flow --config ${configPath}` +
+        // An export before the planned end (a stop, or exportEvery) is reproduced by stopping there.
+        (stageSteps(run) < cfg.train.steps ? ` --max-steps ${stageSteps(run)}` : ''),
       config: cfg,
       objective: 'rectified flow: x_t = (1 - t) x0 + t eps, predict v = eps - x0, MSE',
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
       // A chain of stages: notes.prior_steps counts every step before this stage's init checkpoint's.
-      total_steps: (typeof cfg.notes?.['prior_steps'] === 'number' ? (cfg.notes['prior_steps'] as number) : run.init?.step ?? 0) + cfg.train.steps,
+      total_steps: (typeof cfg.notes?.['prior_steps'] === 'number' ? (cfg.notes['prior_steps'] as number) : run.init?.step ?? 0) + stageSteps(run),
       init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),

@@ -133,3 +133,8 @@ export function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
     init: { checkpoint: s.path, step: s.step },
   };
 }
+
+/** Steps taken in this stage alone (a run's step counts its init checkpoint's steps too). */
+export function stageSteps(r: RunInfo): number {
+  return r.step - (r.init?.step ?? 0);
+}

@@ -41,6 +41,10 @@ test('tiny diffusion training: loss goes down; killed between checkpoints and re
       trainDiffusion(killed, 'tiny.json', { progress: false, log: (s) => { if (s.includes('exported step 7')) throw new Error('killed'); } }),
       /killed/,
     );
+    // An export before the planned end says how to stop there.
+    const early = JSON.parse(readFileSync(join(killed.out, 'manifest.json'), 'utf8'));
+    assert.equal(early.training.command, 'mce train diffusion --config tiny.json --max-steps 7');
+    assert.equal(early.training.total_steps, 7);
     const resumed = await trainDiffusion(killed, 'tiny.json', quiet);
     assert.equal(resumed.resumedFrom, 5);
     assert.equal(resumed.step, 24);
@@ -54,6 +58,7 @@ test('tiny diffusion training: loss goes down; killed between checkpoints and re
     const m2 = JSON.parse(readFileSync(join(stage2.out, 'manifest.json'), 'utf8'));
     assert.equal(m2.training.steps, 30);
     assert.equal(m2.training.total_steps, 30);
+    assert.equal(m2.training.command, 'mce train diffusion --config tiny2.json');
     assert.equal(m2.training.init.step, 24);
     assert.deepEqual(m2.training.loss_curve.slice(0, curve.length), curve);
     assert.ok(m2.training.loss_curve.length > curve.length);
