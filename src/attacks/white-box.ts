@@ -26,10 +26,23 @@ export function sampleLatents(model: BaselineModel, s: Sampler, cond: Cond, unco
   return x;
 }
 
+/**
+ * The prompt's and the empty prompt's conditioning, encoded in the batches the model's generator
+ * uses, so that the pixels match it byte for byte (a batch of another size can round differently):
+ * flux-emoji encodes [prompts; negatives] in one call, sd-emoji each on its own.
+ */
+function encodeLikeGenerator(model: BaselineModel, prompt: string, n: number): { cond: Cond; uncond: Cond } {
+  if (model.family !== 'flow') return { cond: model.encode(Array<string>(n).fill(prompt)), uncond: model.encode(Array<string>(n).fill('')) };
+  const both = model.encode([...Array<string>(n).fill(prompt), ...Array<string>(n).fill('')]);
+  const [tc, tu] = tf.split(both.txt, 2, 0) as [Tensor, Tensor];
+  const [yc, yu] = both.y ? (tf.split(both.y, 2, 0) as [Tensor, Tensor]) : [null, null];
+  disposeCond(both);
+  return { cond: { txt: tc, y: yc }, uncond: { txt: tu, y: yu } };
+}
+
 /** The model's own images of `prompt` as latents (n seeds), sampled as its generator does. */
 export function promptLatents(model: BaselineModel, prompt: string, steps: number, cfg: number, seed: number, n: number): Tensor {
-  const cond = model.encode(Array<string>(n).fill(prompt));
-  const uncond = model.encode(Array<string>(n).fill(''));
+  const { cond, uncond } = encodeLikeGenerator(model, prompt, n);
   try {
     return sampleLatents(model, model.sampler(steps), cond, uncond, cfg, seed, n);
   } finally {
