@@ -7,8 +7,8 @@ import { useBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { loadFluxEmoji, toRgbImages, type RgbImage } from '../src/generate/flux-emoji.js';
 import { evaluatorPath, loadClassifier } from '../src/eval/evaluators.js';
-import { trainedConcepts } from '../src/eval/quality.js';
-import { imagesToInput } from '../src/models/classifier/images.js';
+import { score, trainedConcepts } from '../src/eval/quality.js';
+import { datasetImages } from '../src/train/common.js';
 import { buildDataset } from '../src/world/dataset.js';
 import { VENDORS } from '../src/world/vendors.js';
 
@@ -18,37 +18,20 @@ if (!model.ae) throw new Error('this bundle has no autoencoder (packed-pixel lat
 const ae = model.ae;
 const clf = await loadClassifier(evaluatorPath('classifier'));
 const concepts = trainedConcepts(model.manifest as unknown as Record<string, unknown>);
-const idx = Int32Array.from(concepts, (c) => clf.config.concepts.indexOf(c));
+const trainedIdx = Int32Array.from(concepts, (c) => clf.config.concepts.indexOf(c));
 const data = buildDataset({ size: model.manifest.image_size, concepts, vendors: [...VENDORS] });
 const real: RgbImage[] = Array.from({ length: data.n }, (_, r) => ({ width: data.size, height: data.size, data: data.image(r) }));
-const truth = Array.from({ length: data.n }, (_, r) => data.conceptIndex[r]!);
+const truth = Array.from({ length: data.n }, (_, r) => concepts.indexOf(data.concepts[data.conceptIndex[r]!]!));
 
-/** Concept top-1 among the model's concepts. */
+/** Concept top-1 among the model's concepts, scored as `mce eval quality` scores. */
 function top1(images: readonly RgbImage[]): number {
-  const nc = clf.config.concepts.length;
-  let ok = 0;
-  for (let i0 = 0; i0 < images.length; i0 += 128) {
-    const part = images.slice(i0, i0 + 128);
-    const x = imagesToInput(part, clf.size);
-    const o = clf.forward(x);
-    const logits = o.conceptLogits.dataSync();
-    tf.dispose([x, o.features, o.conceptLogits, o.styleLogits]);
-    for (let j = 0; j < part.length; j++) {
-      let best = 0;
-      for (let q = 1; q < idx.length; q++) if (logits[j * nc + idx[q]!]! > logits[j * nc + idx[best]!]!) best = q;
-      if (best === truth[i0 + j]) ok++;
-    }
-  }
-  return ok / images.length;
+  const s = score(clf, images, trainedIdx);
+  return truth.filter((t, i) => s.top[i * s.k] === t).length / images.length;
 }
 
 const recon: RgbImage[] = [];
-for (let i0 = 0; i0 < real.length; i0 += 64) {
-  const part = real.slice(i0, i0 + 64);
-  const s = data.size;
-  const pixels = new Float32Array(part.length * s * s * 3);
-  part.forEach((p, i) => pixels.set(Float32Array.from(p.data, (v) => v / 127.5 - 1), i * s * s * 3));
-  const x = tf.tidy(() => tf.tensor4d(pixels, [part.length, s, s, 3]).transpose([0, 3, 1, 2]));
+for (let i0 = 0; i0 < data.n; i0 += 64) {
+  const x = datasetImages(data, Array.from({ length: Math.min(64, data.n - i0) }, (_, j) => i0 + j));
   const y = ae.reconstruct(x);
   recon.push(...toRgbImages(y));
   tf.dispose([x, y]);

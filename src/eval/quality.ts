@@ -185,7 +185,7 @@ export interface Scores {
 }
 
 /** Classify images among `trainedIdx` (classifier concept indices) and take their features, in one pass. */
-function score(clf: Classifier, images: readonly RgbImage[], trainedIdx: Int32Array): Scores {
+export function score(clf: Classifier, images: readonly RgbImage[], trainedIdx: Int32Array): Scores {
   const n = images.length;
   const k = Math.min(5, trainedIdx.length);
   const nc = clf.config.concepts.length;

@@ -20,7 +20,6 @@ import type { FloatDtype } from '../io/dtypes.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { loadCatalogue } from '../world/catalogue.js';
 import { captions, fillTemplate, PLAIN_TEMPLATES, seededCaption, STYLE_TEMPLATES } from '../world/captions.js';
-import { hashString } from '../world/util.js';
 import { STYLES, type Vendor } from '../world/vendors.js';
 import { augmentInto, backgroundMask, resolveAugment, type AugmentConfig } from './augment.js';
 import { augment, backbone, conceptsField, count, floatDtype, fraction, kind, name, parseConfig, path, positive, positiveInt, schedule, z } from './config-schema.js';
