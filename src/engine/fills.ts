@@ -55,6 +55,15 @@
 //                                      add(matMul(a, b), bias) is -1.5 at every row >= 1 of column 0
 //                                      (2-D inputs are right). The fill runs such calls as the stock
 //                                      kernel without bias, then Add, then the activation kernel.
+// wasm  Slice, SplitV, Sum (leading)  correct but slow: Slice and SplitV copy element by element in
+//                                      JS (17 ms to slice [32,32,512] out of [32,32,3072], 53 ms to
+//                                      split that tensor in three: the qkv/MLP splits of every FLUX
+//                                      block and their gradients); Sum over leading axes (bias and
+//                                      broadcast gradients) transposes first (11 ms for [32,32,1024]
+//                                      over [0,1]). The fills copy contiguous runs (TypedArray.set) and
+//                                      sum rows in place: 0.5, 7 and 5 ms, the same bytes (the same
+//                                      float32 additions in the same order). float32 only; other dtypes
+//                                      and other reduction axes run the stock kernel.
 // all   BatchMatMul gradient          wrong shape with batch broadcasting: tf.grads of
 //                                      matMul(a [2,3,4,5], b [1,3,5,2]) (or b [5,2], or a [3,4,5]
 //                                      with b [5,2]) throws "The gradient of input 'b' has shape
@@ -516,6 +525,124 @@ function matMulBroadcastFix(kernelName: string, backendName: HostBackend): Kerne
   };
 }
 
+/**
+ * Copy the box [begin, begin + size) of `src` (row-major, `shape`) into `dst` at `dstOffset` (or
+ * the reverse when `scatter`), one contiguous run at a time: the trailing axes the box spans whole,
+ * times the extent of the next axis in. A run copies with TypedArray.set (memcpy) when it is long.
+ */
+function copyBox(
+  src: Float32Array, shape: number[], begin: number[], size: number[],
+  dst: Float32Array, dstOffset: number, scatter = false,
+): void {
+  const rank = shape.length;
+  const strides = tf.util.computeStrides(shape);
+  const stride = (i: number): number => (i === rank - 1 ? 1 : strides[i]!);
+  let k = rank - 1;
+  let run = 1;
+  while (k >= 0 && size[k] === shape[k]) run *= shape[k--]!;
+  if (k >= 0) run *= size[k]!;
+  const outer = size.slice(0, Math.max(k, 0));
+  let runs = outer.reduce((a, b) => a * b, 1);
+  if (run === 0 || runs === 0) return;
+  const idx = new Array<number>(outer.length).fill(0);
+  let at = begin.reduce((a, b, i) => a + b * stride(i), 0);
+  let o = dstOffset;
+  for (;;) {
+    if (run >= 32) {
+      if (scatter) src.set(dst.subarray(o, o + run), at);
+      else dst.set(src.subarray(at, at + run), o);
+    } else if (scatter) {
+      for (let j = 0; j < run; j++) src[at + j] = dst[o + j]!;
+    } else {
+      for (let j = 0; j < run; j++) dst[o + j] = src[at + j]!;
+    }
+    o += run;
+    if (--runs === 0) return;
+    // Odometer over the outer axes, innermost first.
+    let a = outer.length - 1;
+    while (++idx[a]! === outer[a]) {
+      at -= (outer[a]! - 1) * stride(a);
+      idx[a--] = 0;
+    }
+    at += stride(a);
+  }
+}
+
+/** Slice, float32: the box given by tfjs's own begin/size parsing (size -1 = to the end). */
+const sliceKernel: HostKernelSpec = {
+  overwrites: true,
+  outputs: ({ x }, attrs) => {
+    const [, size] = tf.slice_util.parseSliceParams({ shape: x! } as unknown as Tensor, attrs['begin'] as number[], attrs['size'] as number[]);
+    return [size];
+  },
+  compute: ({ x }, [y], attrs) => {
+    const [begin, size] = tf.slice_util.parseSliceParams({ shape: x!.shape } as unknown as Tensor, attrs['begin'] as number[], attrs['size'] as number[]);
+    copyBox(x!.data, x!.shape, begin, size, y!.data, 0);
+  },
+};
+
+/** SplitV along one axis, float32: output i is the box at the running offset of the split sizes. */
+function splitSizes(shape: number[], attrs: NamedAttrMap): { axis: number; sizes: number[] } {
+  const axis = tf.util.parseAxisParam(attrs['axis'] as number, shape)[0]!;
+  const sizes = tf.backend_util.prepareSplitSize({ shape } as unknown as Tensor, attrs['numOrSizeSplits'] as number[] | number, axis) as number[];
+  return { axis, sizes };
+}
+const splitVKernel: HostKernelSpec = {
+  overwrites: true,
+  outputs: ({ x }, attrs) => {
+    const { axis, sizes } = splitSizes(x!, attrs);
+    return sizes.map((s) => x!.map((d, i) => (i === axis ? s : d)));
+  },
+  compute: ({ x }, ys, attrs) => {
+    const { axis, sizes } = splitSizes(x!.shape, attrs);
+    const begin = x!.shape.map(() => 0);
+    sizes.forEach((s, i) => {
+      copyBox(x!.data, x!.shape, begin, ys[i]!.shape, ys[i]!.data, 0);
+      begin[axis] = begin[axis]! + s;
+    });
+  },
+};
+
+/**
+ * Sum over leading axes (bias and broadcast gradients), float32: out[j] += x[i, j] for i in order,
+ * the same float32 additions in the same order as the stock kernel, which transposes the reduced
+ * axes innermost first. Any other axes run the stock kernel (see leadingAxes).
+ */
+function leadingAxes(shape: number[], attrs: NamedAttrMap): number | null {
+  const axes = tf.util.parseAxisParam(attrs['axis'] as number | number[], shape).slice().sort((a, b) => a - b);
+  return axes.length > 0 && axes.length < shape.length && axes.every((a, i) => a === i) ? axes.length : null;
+}
+const sumLeadingKernel: HostKernelSpec = {
+  outputs: ({ x }, attrs) => {
+    const k = leadingAxes(x!, attrs)!;
+    return [attrs['keepDims'] ? x!.map((d, i) => (i < k ? 1 : d)) : x!.slice(k)];
+  },
+  compute: ({ x }, [y]) => {
+    const inner = y!.data.length;
+    const out = y!.data;
+    const xv = x!.data;
+    for (let at = 0; at < xv.length; at += inner) for (let j = 0; j < inner; j++) out[j] = out[j]! + xv[at + j]!;
+  },
+};
+
+/** Run the host kernel for float32 inputs and the stock kernel for any other dtype. */
+function float32Only(
+  spec: HostKernelSpec, kernelName: string, backendName: HostBackend,
+  supports: (shapes: number[][], attrs: NamedAttrMap) => boolean = () => true,
+): KernelConfig | null {
+  const stock = tf.getKernel(kernelName, backendName);
+  if (!stock) return null;
+  const host = hostKernel(kernelName, backendName, spec);
+  return {
+    ...stock,
+    kernelFunc: (args) => {
+      const ins = Object.values(args.inputs as unknown as Record<string, TensorInfo>);
+      const ours = ins.every((t) => t.dtype === 'float32') && supports(ins.map((t) => t.shape), args.attrs ?? {});
+      return ours ? host.kernelFunc(args) : stock.kernelFunc(args);
+    },
+  };
+}
+
 /** The activation kernel behind a fused op's `activation` attr. */
 function activationKernel(act: string): string | null {
   const names: Record<string, string | null> = {
@@ -577,6 +704,9 @@ const MAKERS: Record<string, (b: HostBackend) => KernelConfig | null> = {
   UnsortedSegmentSum: (b) => withFloatInputs(hostKernel('UnsortedSegmentSum', b, unsortedSegmentSum), ['segmentIds']),
   MaxPoolGrad: (b) => hostKernel('MaxPoolGrad', b, maxPoolGrad),
   ResizeNearestNeighborGrad: (b) => hostKernel('ResizeNearestNeighborGrad', b, resizeNearestNeighborGrad),
+  Slice: (b) => float32Only(sliceKernel, 'Slice', b),
+  SplitV: (b) => float32Only(splitVKernel, 'SplitV', b),
+  Sum: (b) => float32Only(sumLeadingKernel, 'Sum', b, ([x], attrs) => leadingAxes(x!, attrs) !== null),
 };
 
 const FILLS: Record<HostBackend, string[]> = {
@@ -590,6 +720,9 @@ const FILLS: Record<HostBackend, string[]> = {
     'UnsortedSegmentSum',
     'MaxPoolGrad',
     'ResizeNearestNeighborGrad',
+    'Slice',
+    'SplitV',
+    'Sum',
   ],
   cpu: ['BatchMatMul', 'AvgPoolGrad', 'Conv2DBackpropFilter', 'UnsortedSegmentSum', 'ResizeNearestNeighborGrad'],
 };

@@ -444,6 +444,53 @@ for (const backend of BACKENDS) {
       tf.dispose([x, g]);
     });
 
+    test('slice, split and leading-axis sum against hand references (fills: wasm Slice, SplitV, Sum)', () => {
+      const shape = [3, 4, 5, 40];
+      const n = size(shape);
+      const st = [800, 200, 40, 1];
+      const v = Float32Array.from(randnArray(n, 21));
+      const x = tf.tensor(v, shape);
+      // Every box kind: a run over whole trailing axes, a partial last axis, short runs, the whole tensor.
+      const boxes: [number[], number[]][] = [
+        [[1, 0, 0, 0], [2, 4, 5, 40]], [[0, 1, 2, 3], [3, 2, 3, 33]], [[2, 3, 1, 5], [1, 1, 4, 2]],
+        [[0, 0, 0, 0], [3, 4, 5, 40]], [[0, 2, 0, 0], [3, 1, 5, 40]],
+      ];
+      for (const [b, sz] of boxes) {
+        const want: number[] = [];
+        for (let i = 0; i < sz[0]!; i++) for (let j = 0; j < sz[1]!; j++) for (let k = 0; k < sz[2]!; k++)
+          for (let l = 0; l < sz[3]!; l++) want.push(v[(b[0]! + i) * st[0]! + (b[1]! + j) * st[1]! + (b[2]! + k) * st[2]! + b[3]! + l]!);
+        const y = tf.slice(x, b, sz);
+        assert.deepEqual(y.shape, sz);
+        assert.deepEqual(Array.from(y.dataSync()), want, `slice at [${b}] of [${sz}]`);
+        y.dispose();
+      }
+      const parts = tf.split(x, [10, 25, 5], -1);
+      assert.deepEqual(parts.map((p) => p.shape), [[3, 4, 5, 10], [3, 4, 5, 25], [3, 4, 5, 5]]);
+      for (let r = 0; r < 60; r++) {
+        const row = Array.from(v.subarray(r * 40, r * 40 + 40));
+        assert.deepEqual(Array.from(parts[1]!.dataSync().subarray(r * 25, r * 25 + 25)), row.slice(10, 35));
+      }
+      const thirds = tf.split(x, 2, 1);
+      assert.deepEqual(Array.from(thirds[1]!.dataSync().subarray(0, 400)), Array.from(v.subarray(400, 800)));
+      const ints = tf.slice(tf.tensor1d([5, 6, 7, 8], 'int32'), [1], [2]);
+      assert.equal(ints.dtype, 'int32');
+      assert.deepEqual(Array.from(ints.dataSync()), [6, 7]);
+      // Sum over leading axes: float32 additions in order (the stock wasm kernel's order, bit for bit).
+      for (const lead of [1, 2, 3]) {
+        const inner = shape.slice(lead).reduce((a, c) => a * c, 1);
+        const want = new Float32Array(inner);
+        for (let at = 0; at < n; at += inner) for (let j = 0; j < inner; j++) want[j] = Math.fround(want[j]! + v[at + j]!);
+        const axes = Array.from({ length: lead }, (_, i) => i);
+        const y = tf.sum(x, axes, true);
+        assert.deepEqual(y.shape, shape.map((d, i) => (i < lead ? 1 : d)));
+        const got = y.dataSync();
+        if (backend === 'cpu') assert.ok(maxAbsDiff(got, Array.from(want)) < 1e-5);
+        else assert.deepEqual(Array.from(got), Array.from(want), `sum over [${axes}]`);
+        y.dispose();
+      }
+      tf.dispose([x, ints, ...parts, ...thirds]);
+    });
+
     test('unsortedSegmentSum against a hand reference (fills: wasm kernel)', () => {
       const x = tf.tensor2d([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], [5, 2]);
       const seg = tf.tensor1d([0, 2, 0, 4, -1], 'int32'); // -1 is dropped, as in TensorFlow
