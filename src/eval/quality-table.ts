@@ -40,6 +40,14 @@ export function formatQuality(r: QualityReport): string {
     ]),
   );
   lines.push('');
+  const predicted = (p: Record<string, number>): string => Object.entries(p).map(([k, n]) => `${k} ${n}`).join(', ');
+  lines.push(
+    ...table([
+      ['by the style asked for', 'images', 'top-1', 'style', 'classified as', 'real: style', 'real: classified as'],
+      ...m.byStyle.map((g) => [g.style, String(g.generated.images), pct(g.generated.top1), pct(g.generated.style), predicted(g.generated.predicted), pct(g.real.style), predicted(g.real.predicted)]),
+    ]),
+  );
+  lines.push('');
   if (m.clipScore.generated === null) lines.push(`CLIP score ${m.clipScore.note}`);
   lines.push(`FID: ${m.fid.note}. KID: ${m.kid.subsets} subsets of ${m.kid.subsetSize} images.`);
   lines.push('');

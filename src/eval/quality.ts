@@ -116,6 +116,11 @@ export interface QualityReport {
      * never saw. Empty groups are left out.
      */
     byConceptPhrase: { phrase: 'seen in training' | 'held-out synonym'; images: number; top1: number; top5: number; style: number }[];
+    /**
+     * Per style the prompts asked for (real renders: per vendor): concept top-1, style accuracy and
+     * the style confusion (how many images were classified as each style), generated and real.
+     */
+    byStyle: StyleBreakdown[];
     clipScore: { name: string; generated: number | null; real: number | null; note: string };
     fid: { name: string; value: number; note: string };
     kid: { name: string } & KidResult;
@@ -123,6 +128,12 @@ export interface QualityReport {
   targets: TargetDetection[];
   bars: Bar[];
   seconds: { generate: number; score: number; total: number; perImage: number };
+}
+
+export interface StyleBreakdown {
+  style: Vendor;
+  generated: { images: number; top1: number; style: number; predicted: Record<string, number> };
+  real: { images: number; top1: number; style: number; predicted: Record<string, number> };
 }
 
 export interface QualityResult {
@@ -472,6 +483,15 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
     const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => genItems[i]!.phraseSeen === seen);
     return a.images ? [{ phrase: seen ? ('seen in training' as const) : ('held-out synonym' as const), ...a }] : [];
   });
+  const byStyle = styles.map((v): StyleBreakdown => {
+    const si = styleIndex(v);
+    const part = (s: Scores, t: { concept: Int32Array; style: Int32Array }) => {
+      const a = accuracies(s, t.concept, t.style, (i) => t.style[i] === si);
+      const predicted = Object.fromEntries(clf.config.styles.map((name, j) => [name, [...t.style.keys()].filter((i) => t.style[i] === si && s.style[i] === j).length]));
+      return { images: a.images, top1: a.top1, style: a.style, predicted };
+    };
+    return { style: v, generated: part(sg, genTruth), real: part(sr, realTruth) };
+  });
   const top1: Accuracy = { name: 'concept top-1 accuracy (emoji classifier)', generated: ag.top1, real: ar.top1 };
   const top5: Accuracy = { name: 'concept top-5 accuracy (emoji classifier)', generated: ag.top5, real: ar.top5 };
   const style: Accuracy = { name: 'style accuracy (emoji classifier)', generated: ag.style, real: ar.style };
@@ -495,6 +515,7 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
       conceptTop5: top5,
       style,
       byConceptPhrase,
+      byStyle,
       clipScore: {
         name: METRIC_NAMES.clipScore,
         ...clip,

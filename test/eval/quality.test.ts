@@ -142,6 +142,19 @@ test('accuracies split by whether the prompt names the concept with a phrase see
   const weighted = (k: 'top1' | 'top5' | 'style'): number => groups.reduce((a, g) => a + g.images * g[k], 0) / held.images.generated;
   assert.ok(Math.abs(weighted('top1') - held.metrics.conceptTop1.generated) < 1e-12);
   assert.ok(Math.abs(weighted('style') - held.metrics.style.generated) < 1e-12);
+  // Per style asked for: the images split three ways, and the confusion row holds the accuracy.
+  const byStyle = held.metrics.byStyle;
+  assert.deepEqual(byStyle.map((g) => g.style), [...VENDORS]);
+  for (const side of ['generated', 'real'] as const) {
+    const total = side === 'generated' ? held.images.generated : held.images.real;
+    assert.equal(byStyle.reduce((a, g) => a + g[side].images, 0), total);
+    for (const g of byStyle) {
+      assert.equal(Object.values(g[side].predicted).reduce((a, n) => a + n, 0), g[side].images);
+      assert.equal(g[side].predicted[g.style]! / g[side].images, g[side].style);
+    }
+  }
+  const styleAll = byStyle.reduce((a, g) => a + g.generated.images * g.generated.style, 0) / held.images.generated;
+  assert.ok(Math.abs(styleAll - held.metrics.style.generated) < 1e-12);
   assert.ok(held.bars.every((b) => b.pass !== null || b.measured === null));
 
   prompts.length = 0;
