@@ -5,7 +5,7 @@
 // for most of the trajectory and depart only at the end?) and sparsity per layer and group.
 import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ErasureEval } from '../erase/mce/evaluate.js';
+import type { ErasureEval, Prediction } from '../erase/mce/evaluate.js';
 import type { Bar } from '../erase/mce/acceptance.js';
 import type { SparsityReport } from '../erase/mce/masks.js';
 import { esc, fmtNumber, inlinePng, pct, preJson, table } from './html.js';
@@ -55,7 +55,17 @@ function evaluationHtml(ev: ErasureEval | null | undefined): string {
     ...row('near neighbours', ev.neighbours, ev.metrics.accuracy),
     ...row('other concepts', ev.others, ev.metrics.accuracy),
   ]) + `\n<p>${ev.classifier ? `classifier: ${esc(ev.classifier)}.` : ''} ${ev.clipModel ? `CLIP: ${esc(ev.clipModel)}.` : ''} ${esc(ev.metrics.ssim)}. ${esc(ev.metrics.clip)}.</p>` +
-    (ev.notes.length ? `\n<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : '');
+    (ev.notes.length ? `\n<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : '') + perPromptHtml(ev);
+}
+
+/** Every held-out prompt with the classifier's call before and after (hits in bold), folded away. */
+function perPromptHtml(ev: ErasureEval): string {
+  const call = (p: Prediction): string => `${p.hit ? '<b>' : ''}${esc(p.concept)} (${esc(p.style)})${p.hit ? '</b>' : ''}`;
+  const rows = ([['target', ev.erase], ['near neighbour', ev.neighbours], ['other', ev.others]] as const).flatMap(([name, g]) =>
+    (g?.perPrompt ?? []).map((r, i) => [name, esc(g!.prompts[i]!), esc(g!.truth[i]!), call(r.before), call(r.after), r.ssim.toFixed(3)]));
+  if (!rows.length) return '';
+  return `\n<details><summary>Per prompt: the classifier's top-1 concept (style), original and erased; bold counts toward the rate</summary>\n` +
+    `${table(['group', 'prompt', 'shows', 'original', 'erased', 'SSIM'], rows)}</details>`;
 }
 
 function sparsityHtml(rep: SparsityReport | undefined): string {

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../cli/run.js';
+import { esc } from '../../src/report/html.js';
 import { useBackend } from '../../src/engine/backend.js';
 import { tf } from '../../src/engine/tf.js';
 import { loadFloat32 } from '../../src/io/safetensors.js';
@@ -35,6 +36,10 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
     assert.equal(r.code, 0, r.err);
     assert.match(r.err, /pair filter kept [12]\/2 erase pairs \(quantile 0\.9\)/);
     for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png', 'val-00002.png', 'report.html']) assert.ok(existsSync(join(out, f)), f);
+    type Group = {
+      prompts: string[]; ssim: number; before: number; after: number; clip: { before: number; after: number };
+      perPrompt: { before: { concept: string; style: string; hit: boolean }; after: { concept: string; style: string; hit: boolean }; ssim: number }[];
+    };
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
       family: string;
       settings: { sampler: { steps: number; cfg: number; timesteps: number[] } };
@@ -42,9 +47,9 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
       sparsity: { groups: { group: string; pruned: number }[] };
       acceptance: { bar: string; value: number | null; met: boolean | null }[];
       evaluation: {
-        erase: { prompts: string[]; ssim: number; clip: { before: number; after: number } };
-        others: { ssim: number; clip: { before: number; after: number } };
-        clipModel: string; notes: string[];
+        erase: Group;
+        others: Group;
+        classifier: string | null; clipModel: string; notes: string[];
       };
     };
     assert.equal(summary.family, 'diffusion');
@@ -66,6 +71,15 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
       assert.notEqual(g.clip.before, g.clip.after, 'different images score differently');
     }
     assert.ok(!summary.evaluation.notes.some((n) => n.includes('CLIP')), summary.evaluation.notes.join('; '));
+    // Per prompt: the classifier's calls behind each rate, and the SSIMs behind the mean.
+    assert.ok(summary.evaluation.classifier, 'the shipped classifier is used');
+    for (const g of [summary.evaluation.erase, summary.evaluation.others]) {
+      assert.equal(g.perPrompt.length, g.prompts.length);
+      const hits = (k: 'before' | 'after'): number => g.perPrompt.filter((p) => p[k].hit).length / g.perPrompt.length;
+      assert.deepEqual([hits('before'), hits('after')], [g.before, g.after]);
+      assert.ok(Math.abs(g.perPrompt.reduce((a, p) => a + p.ssim, 0) / g.perPrompt.length - g.ssim) < 1e-12);
+      for (const p of g.perPrompt) assert.ok(typeof p.after.concept === 'string' && ['noto', 'fluent', 'twemoji'].includes(p.after.style), JSON.stringify(p));
+    }
     const ssimBar = summary.acceptance.find((b) => b.bar === 'other concepts: mean SSIM to the original >= 0.85')!;
     assert.equal(ssimBar.value, summary.evaluation.others.ssim);
     assert.equal(ssimBar.met, summary.evaluation.others.ssim >= 0.85);
@@ -73,6 +87,8 @@ test('erase on a UNet bundle: masks with UNet names, grids, divergence, report; 
     assert.match(report, /Acceptance bars/);
     assert.match(report, /Trajectory divergence/);
     assert.match(report, /CLIP original/);
+    assert.match(report, /Per prompt: the classifier's top-1 concept/);
+    assert.ok(summary.evaluation.others.prompts.every((p) => report.includes(esc(p))), 'each held-out prompt is listed');
 
     const m = await loadMasks(join(out, 'masks.safetensors'), { unet: TINY_SD_UNET });
     assert.deepEqual(m.unet, TINY_SD_UNET);

@@ -34,6 +34,18 @@ export interface EvalGroup {
   ssim: number;
   /** Mean CLIP score (emoji dual encoder) of the images against their prompts, before and after; null without its weights. */
   clip: { before: number; after: number } | null;
+  /**
+   * Per prompt (same order): the classifier's top-1 concept and style before and after, whether each
+   * counts as a hit (detected target, or correct concept), and the SSIM. Empty without a classifier.
+   */
+  perPrompt: { before: Prediction; after: Prediction; ssim: number }[];
+}
+
+/** One image's top-1 concept and style, and whether it counts for the group's rate. */
+export interface Prediction {
+  concept: string;
+  style: string;
+  hit: boolean;
 }
 
 export interface ErasureEval {
@@ -143,20 +155,23 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
   const group = async (items: EvalItem[], salt: number, kind: 'erase' | 'keep'): Promise<EvalGroup> => {
     const { a, b } = sampleBoth(items, salt);
     const ss = a.map((im, i) => ssim(im, b[i]!));
-    const rate = async (imgs: RgbImage[]): Promise<number | null> => {
+    const predict = async (imgs: RgbImage[]): Promise<Prediction[] | null> => {
       if (!classify) return null;
-      const preds = await classify(imgs);
-      const hits = preds.filter((p, i) => {
+      return (await classify(imgs)).map((p, i) => {
         const truth = items[i]!.t;
-        if (kind === 'keep') return p.concept === truth;
-        if (styleTargets.has(truth)) return p.style === truth;
-        return sets.targets.some((t) => t.members.includes(p.concept));
-      }).length;
-      return hits / preds.length;
+        const hit = kind === 'keep' ? p.concept === truth
+          : styleTargets.has(truth) ? p.style === truth
+          : sets.targets.some((t) => t.members.includes(p.concept));
+        return { ...p, hit };
+      });
     };
+    const rate = (ps: Prediction[] | null): number | null => (ps ? ps.filter((p) => p.hit).length / ps.length : null);
     const prompts = items.map((x) => x.p);
     const clip = clipOk ? { before: await meanClip(a, prompts), after: await meanClip(b, prompts) } : null;
-    return { prompts, truth: items.map((x) => x.t), before: await rate(a), after: await rate(b), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip };
+    const pa = await predict(a);
+    const pb = await predict(b);
+    const perPrompt = pa && pb ? pa.map((before, i) => ({ before, after: pb[i]!, ssim: ss[i]! })) : [];
+    return { prompts, truth: items.map((x) => x.t), before: rate(pa), after: rate(pb), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip, perPrompt };
   };
   try {
     const res: ErasureEval = {
