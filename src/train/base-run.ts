@@ -17,7 +17,7 @@ export interface BaseRunSettings {
   seed: number;
   checkpointEvery: number;
   exportEvery: number;
-  /** A run folder to start from (a second stage). */
+  /** A run folder (its last checkpoint) or a shipped model folder to start from (a later stage). */
   init?: string;
 }
 
@@ -44,7 +44,8 @@ export async function runBaseTraining<B>(o: BaseRunOptions<B>): Promise<TrainRes
   const t = o.train;
   let stage0: StageInfo | null = null;
   if (t.init) {
-    stage0 = await loadInitStage(t.init, o.params, o.configPath);
+    const vocab = o.config['vocab'];
+    stage0 = await loadInitStage(t.init, o.params, o.configPath, typeof vocab === 'string' ? vocab : undefined);
     o.log(`${o.kind}: initialised from ${stage0.path} (step ${stage0.step})`);
   }
   const optimizer = new AdamW(o.params, {

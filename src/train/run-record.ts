@@ -2,11 +2,13 @@
 // over windows of steps), the first step's loss and the training time over every session. It lives
 // in the checkpoints (train/loop.ts ExtraState), so a resumed run keeps one curve and one clock.
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadFloat32 } from '../io/safetensors.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { templates } from '../world/captions.js';
 import type { Dataset } from '../world/dataset.js';
 import type { Params } from './optim.js';
-import { loadCheckpoint, restoreParams } from './state.js';
+import { loadCheckpoint, restoreParams, type HostTensor } from './state.js';
 import { sha256 } from '../world/util.js';
 
 /** Round a loss for a manifest. */
@@ -111,15 +113,51 @@ export interface RunInfo {
 }
 
 /**
- * Start from the last checkpoint of another run folder (an earlier stage): restore its parameters
- * into `params` and return its record (steps, time, loss curve).
+ * Start from the last checkpoint of another run folder (an earlier stage), or from a shipped model
+ * folder (a manifest.json beside its weights): restore its parameters into `params` and return its
+ * record (steps, time, loss curve). A model folder holds BF16 weights, so a stage started from it
+ * begins from the rounded values; a checkpoint folder gives the exact F32 ones. `vocabHash` (the
+ * trainer's sha256 of its vocabulary ids) is checked against a model folder's text encoder.
  */
-export async function loadInitStage(dir: string, params: Params, where: string): Promise<StageInfo> {
+export async function loadInitStage(dir: string, params: Params, where: string, vocabHash?: string): Promise<StageInfo> {
+  if (existsSync(join(dir, 'manifest.json'))) return loadInitBundle(dir, params, where, vocabHash);
   const ck = await loadCheckpoint(dir);
   if (!ck) throw new Error(`${where}: train.init: no checkpoint in ${dir}`);
   restoreParams(params, ck.params, ck.path);
   const user = ((ck.metadata as { user?: unknown }).user ?? {}) as { curve?: [number, number][]; firstLoss?: number | null; seconds?: number };
   return { path: ck.path, step: ck.step, seconds: user.seconds ?? ck.elapsedSeconds, curve: user.curve ?? [], firstLoss: user.firstLoss ?? null };
+}
+
+/**
+ * A shipped model folder as an init stage: every safetensors file its manifest lists, except the
+ * autoencoder (frozen, not a trainer parameter). The text encoder's tensors are the trainer's
+ * "text." parameters; its vocabulary must be the one this run's tokenizer builds.
+ */
+async function loadInitBundle(dir: string, params: Params, where: string, vocabHash?: string): Promise<StageInfo> {
+  const manifestPath = join(dir, 'manifest.json');
+  const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    files?: Record<string, unknown>;
+    training?: { steps?: number; seconds?: number; loss_curve?: [number, number][]; loss_first_step?: number | null };
+  };
+  const files = Object.keys(m.files ?? {}).filter((f) => f.endsWith('.safetensors') && f !== 'ae.safetensors');
+  if (!files.length) throw new Error(`${where}: train.init: ${manifestPath} lists no weight files`);
+  const saved: Record<string, HostTensor> = {};
+  for (const f of files) {
+    const { tensors } = await loadFloat32(join(dir, f));
+    const text = f === 'text_encoder.safetensors';
+    for (const [name, t] of Object.entries(tensors)) {
+      if (text && name === 'vocab.clip_ids') {
+        if (vocabHash !== undefined && sha256(Array.from(t.data).join(',')) !== vocabHash) {
+          throw new Error(`${where}: train.init: the text encoder in ${dir} was trained on another vocabulary than this run's tokenizer builds`);
+        }
+        continue;
+      }
+      saved[text ? `text.${name}` : name] = { shape: t.shape, data: t.data };
+    }
+  }
+  restoreParams(params, saved, `${where}: train.init ${dir}`);
+  const tr = m.training ?? {};
+  return { path: dir, step: tr.steps ?? 0, seconds: tr.seconds ?? 0, curve: tr.loss_curve ?? [], firstLoss: tr.loss_first_step ?? null };
 }
 
 /** Fold an earlier stage into this run's record: steps, time and loss curve continue from it. */

@@ -10,6 +10,7 @@ import { tf } from '../../src/engine/tf.js';
 import { trainFlow, type FlowTrainConfig } from '../../src/train/flow.js';
 import { generate, loadFluxEmoji } from '../../src/generate/flux-emoji.js';
 import { conceptsNeededBy } from '../../src/world/targets.js';
+import { loadFloat32 } from '../../src/io/safetensors.js';
 
 function tinyFlowConfig(dir: string): FlowTrainConfig {
   return {
@@ -57,6 +58,18 @@ test('a tiny flow training run lowers the loss, exports a bundle, and generation
     assert.equal(m2.training.steps, 46);
     assert.equal(m2.training.init.step, 40);
     assert.ok(m2.training.loss_curve.length > curve.length);
+
+    // A third stage may start from the exported model folder itself (BF16 weights, no optimizer
+    // state): with a vanishing learning rate its export holds the same weights.
+    const stage3: FlowTrainConfig = { ...cfg, run: join(dir, 'run3'), out: join(dir, 'model3'), train: { ...cfg.train, steps: 1, lr: 1e-12, init: cfg.out } };
+    await trainFlow(stage3, 'tiny3.json', { progress: false, log: (s) => logs.push(s) });
+    const m3 = JSON.parse(readFileSync(join(stage3.out, 'manifest.json'), 'utf8'));
+    assert.deepEqual([m3.training.steps, m3.training.init.step, m3.training.init.checkpoint], [47, 46, cfg.out]);
+    for (const f of ['transformer.safetensors', 'text_encoder.safetensors']) {
+      const [x, y] = [await loadFloat32(join(cfg.out, f)), await loadFloat32(join(stage3.out, f))];
+      assert.deepEqual(Object.keys(y.tensors).sort(), Object.keys(x.tensors).sort());
+      for (const n of Object.keys(x.tensors)) assert.deepEqual(y.tensors[n]!.data, x.tensors[n]!.data, `${f}: ${n}`);
+    }
 
     const before = tf.memory().numTensors;
     const model = await loadFluxEmoji(cfg.out);
