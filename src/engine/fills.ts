@@ -56,14 +56,16 @@
 //                                      (2-D inputs are right). The fill runs such calls as the stock
 //                                      kernel without bias, then Add, then the activation kernel.
 // wasm  Slice, SplitV, Sum (leading)  correct but slow: Slice and SplitV copy element by element in
-//                                      JS (17 ms to slice [32,32,512] out of [32,32,3072], 53 ms to
-//                                      split that tensor in three: the qkv/MLP splits of every FLUX
-//                                      block and their gradients); Sum over leading axes (bias and
-//                                      broadcast gradients) transposes first (11 ms for [32,32,1024]
-//                                      over [0,1]). The fills copy contiguous runs (TypedArray.set) and
-//                                      sum rows in place: 0.5, 7 and 5 ms, the same bytes (the same
-//                                      float32 additions in the same order). float32 only; other dtypes
-//                                      and other reduction axes run the stock kernel.
+//                                      JS (the qkv/MLP splits of every FLUX block and their
+//                                      gradients); Sum over leading axes (bias and broadcast
+//                                      gradients) transposes first. The fills copy contiguous runs
+//                                      (TypedArray.set) and sum rows in place, with the same bytes
+//                                      (the same float32 additions in the same order). Medians on an
+//                                      idle machine, scripts/copy-kernels-time.ts with and without
+//                                      MCE_DISABLE_FILLS=Slice,SplitV,Sum: split [32,32,3072] in three
+//                                      34.2 -> 2.0 ms, slice [32,32,512] of it 9.9 -> 0.25 ms, sum of
+//                                      [32,32,1024] over [0,1] 6.2 -> 3.1 ms. float32 only; other
+//                                      dtypes and other reduction axes run the stock kernel.
 // all   BatchMatMul gradient          wrong shape with batch broadcasting: tf.grads of
 //                                      matMul(a [2,3,4,5], b [1,3,5,2]) (or b [5,2], or a [3,4,5]
 //                                      with b [5,2]) throws "The gradient of input 'b' has shape
@@ -526,14 +528,11 @@ function matMulBroadcastFix(kernelName: string, backendName: HostBackend): Kerne
 }
 
 /**
- * Copy the box [begin, begin + size) of `src` (row-major, `shape`) into `dst` at `dstOffset` (or
- * the reverse when `scatter`), one contiguous run at a time: the trailing axes the box spans whole,
- * times the extent of the next axis in. A run copies with TypedArray.set (memcpy) when it is long.
+ * Copy the box [begin, begin + size) of `src` (row-major, `shape`) into `dst`, one contiguous run
+ * at a time: the trailing axes the box spans whole, times the extent of the next axis in. A long
+ * run copies with TypedArray.set (memcpy).
  */
-function copyBox(
-  src: Float32Array, shape: number[], begin: number[], size: number[],
-  dst: Float32Array, dstOffset: number, scatter = false,
-): void {
+function copyBox(src: Float32Array, shape: number[], begin: number[], size: number[], dst: Float32Array): void {
   const rank = shape.length;
   const strides = tf.util.computeStrides(shape);
   const stride = (i: number): number => (i === rank - 1 ? 1 : strides[i]!);
@@ -546,16 +545,10 @@ function copyBox(
   if (run === 0 || runs === 0) return;
   const idx = new Array<number>(outer.length).fill(0);
   let at = begin.reduce((a, b, i) => a + b * stride(i), 0);
-  let o = dstOffset;
+  let o = 0;
   for (;;) {
-    if (run >= 32) {
-      if (scatter) src.set(dst.subarray(o, o + run), at);
-      else dst.set(src.subarray(at, at + run), o);
-    } else if (scatter) {
-      for (let j = 0; j < run; j++) src[at + j] = dst[o + j]!;
-    } else {
-      for (let j = 0; j < run; j++) dst[o + j] = src[at + j]!;
-    }
+    if (run >= 32) dst.set(src.subarray(at, at + run), o);
+    else for (let j = 0; j < run; j++) dst[o + j] = src[at + j]!;
     o += run;
     if (--runs === 0) return;
     // Odometer over the outer axes, innermost first.
@@ -577,7 +570,7 @@ const sliceKernel: HostKernelSpec = {
   },
   compute: ({ x }, [y], attrs) => {
     const [begin, size] = tf.slice_util.parseSliceParams({ shape: x!.shape } as unknown as Tensor, attrs['begin'] as number[], attrs['size'] as number[]);
-    copyBox(x!.data, x!.shape, begin, size, y!.data, 0);
+    copyBox(x!.data, x!.shape, begin, size, y!.data);
   },
 };
 
@@ -597,7 +590,7 @@ const splitVKernel: HostKernelSpec = {
     const { axis, sizes } = splitSizes(x!.shape, attrs);
     const begin = x!.shape.map(() => 0);
     sizes.forEach((s, i) => {
-      copyBox(x!.data, x!.shape, begin, ys[i]!.shape, ys[i]!.data, 0);
+      copyBox(x!.data, x!.shape, begin, ys[i]!.shape, ys[i]!.data);
       begin[axis] = begin[axis]! + s;
     });
   },
