@@ -1,7 +1,7 @@
 // What the latent costs the evaluators: the emoji classifier's concept top-1 (among the model's
-// concepts) on the real renders of a flux-emoji bundle's dataset, and on the same renders passed
-// through its autoencoder (encode -> decode). The second is the ceiling a flow model on that latent
-// can reach, however well it is trained.
+// concepts) and style accuracy on the real renders of a flux-emoji bundle's dataset, and on the
+// same renders passed through its autoencoder (encode -> decode). The second is the ceiling a flow
+// model on that latent can reach, however well it is trained.
 // Usage: node --import tsx scripts/flux-emoji-ae-ceiling.ts [MODEL_DIR]
 import { useBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
@@ -22,11 +22,15 @@ const trainedIdx = Int32Array.from(concepts, (c) => clf.config.concepts.indexOf(
 const data = buildDataset({ size: model.manifest.image_size, concepts, vendors: [...VENDORS] });
 const real: RgbImage[] = Array.from({ length: data.n }, (_, r) => ({ width: data.size, height: data.size, data: data.image(r) }));
 const truth = Array.from({ length: data.n }, (_, r) => concepts.indexOf(data.concepts[data.conceptIndex[r]!]!));
+const styleTruth = Array.from({ length: data.n }, (_, r) => clf.config.styles.indexOf(data.vendors[data.vendorIndex[r]!]!));
 
-/** Concept top-1 among the model's concepts, scored as `mce eval quality` scores. */
-function top1(images: readonly RgbImage[]): number {
+/** Concept top-1 among the model's concepts and style accuracy, scored as `mce eval quality` scores. */
+function accuracy(images: readonly RgbImage[]): { top1: number; style: number } {
   const s = score(clf, images, trainedIdx);
-  return truth.filter((t, i) => s.top[i * s.k] === t).length / images.length;
+  return {
+    top1: truth.filter((t, i) => s.top[i * s.k] === t).length / images.length,
+    style: styleTruth.filter((t, i) => s.style[i] === t).length / images.length,
+  };
 }
 
 const recon: RgbImage[] = [];
@@ -36,5 +40,9 @@ for (let i0 = 0; i0 < data.n; i0 += 64) {
   recon.push(...toRgbImages(y));
   tf.dispose([x, y]);
 }
-console.log(`${data.n} real renders (${concepts.length} concepts x ${VENDORS.length} styles): concept top-1 ${(100 * top1(real)).toFixed(1)}% as rendered, ${(100 * top1(recon)).toFixed(1)}% through the autoencoder`);
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+const [asRendered, throughAe] = [accuracy(real), accuracy(recon)];
+console.log(`${data.n} real renders (${concepts.length} concepts x ${VENDORS.length} styles):`);
+console.log(`  as rendered:          concept top-1 ${pct(asRendered.top1)}, style ${pct(asRendered.style)}`);
+console.log(`  through the autoencoder: concept top-1 ${pct(throughAe.top1)}, style ${pct(throughAe.style)}`);
 model.dispose();

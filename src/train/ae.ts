@@ -3,6 +3,11 @@
 // a small KL term to N(0, 1), as a KL-regularised VAE. After training, the latent statistics over
 // the dataset set the reference `shift_factor` / `scale_factor`, so encode() gives latents of about
 // zero mean and unit variance, which is what the flow model expects.
+//
+// A later stage can start from a trained autoencoder (`train.init`, an ae.safetensors) and train
+// only its decoder (`train.freeze: "encoder"`). The encoder, and so every latent a flow model was
+// trained on, stays bit for bit the same: a sharper decoder improves a trained generator's images
+// without retraining it.
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { tf, type Tensor } from '../engine/tf.js';
@@ -13,9 +18,10 @@ import { buildDataset, type DatasetConfig } from '../world/dataset.js';
 import { AdamW, type Params } from './optim.js';
 import { train, type TrainResult } from './loop.js';
 import { datasetImages, machineDescription, readJsonConfig, warmupCosine, writeWeights } from './common.js';
-import { count, kind, nonNegative, parseConfig, path, positive, positiveInt, schedule, z } from './config-schema.js';
-import { sha256 } from '../world/util.js';
-import { readFileSync } from 'node:fs';
+import { conceptsField, count, kind, nonNegative, parseConfig, path, positive, positiveInt, schedule, z } from './config-schema.js';
+import { sha256, stableStringify } from '../world/util.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { loadAutoEncoderFile } from '../generate/bundle.js';
 
 export interface AeTrainConfig {
   kind: 'ae';
@@ -23,7 +29,7 @@ export interface AeTrainConfig {
   run: string;
   /** Where the trained weights go (e.g. models/flux-emoji/ae.safetensors). */
   out: string;
-  dataset: { size: number; concepts: number; seed: number };
+  dataset: { size: number; concepts: number | string[]; seed: number };
   ae: AutoEncoderParams;
   train: {
     steps: number;
@@ -35,6 +41,10 @@ export interface AeTrainConfig {
     l1Weight: number;
     seed: number;
     checkpointEvery: number;
+    /** Start from this trained autoencoder (an ae.safetensors with params metadata). */
+    init?: string;
+    /** Keep the encoder fixed (needs `init`): the latent space stays the one a generator learnt. */
+    freeze?: 'encoder';
   };
 }
 
@@ -43,7 +53,7 @@ export const AE_CONFIG_SCHEMA: z.ZodType<AeTrainConfig> = z.strictObject({
   kind: kind('ae'),
   run: path(),
   out: path(),
-  dataset: z.strictObject({ size: positiveInt(), concepts: positiveInt(), seed: count() }),
+  dataset: z.strictObject({ size: positiveInt(), concepts: conceptsField(), seed: count() }),
   ae: z.strictObject({
     resolution: positiveInt(),
     in_channels: positiveInt(),
@@ -55,12 +65,35 @@ export const AE_CONFIG_SCHEMA: z.ZodType<AeTrainConfig> = z.strictObject({
     scale_factor: positive(),
     shift_factor: z.number(),
   }),
-  train: schedule({ klWeight: nonNegative(), l1Weight: nonNegative(), checkpointEvery: positiveInt() }),
+  train: schedule({
+    klWeight: nonNegative(),
+    l1Weight: nonNegative(),
+    checkpointEvery: positiveInt(),
+    init: path().optional(),
+    freeze: z.literal('encoder', { error: 'expected "encoder"' }).optional(),
+  }),
 });
 
 export function validateAeConfig(c: AeTrainConfig, where: string): void {
   parseConfig(AE_CONFIG_SCHEMA, c, where, 'ae');
   if (c.ae.resolution !== c.dataset.size) throw new Error(`${where}: ae.resolution: must equal dataset.size (${c.dataset.size}), got ${c.ae.resolution}`);
+  if (c.train.freeze && !c.train.init) throw new Error(`${where}: train.freeze: freezing the encoder needs train.init (a trained ae.safetensors)`);
+}
+
+/** The layer fields of autoencoder params (all but the latent scale and shift). */
+const architecture = (p: AutoEncoderParams): string => stableStringify({ ...p, scale_factor: undefined, shift_factor: undefined });
+
+/** The starting weights: seeded random, or a trained autoencoder of the same architecture. */
+async function initialWeights(cfg: AeTrainConfig, where: string): Promise<{ weights: Record<string, Tensor>; from: { path: string; sha256: string } | null }> {
+  const t = cfg.train;
+  if (!t.init) {
+    const ae = AutoEncoder.random(cfg.ae, t.seed);
+    return { weights: { ...ae.weights }, from: null };
+  }
+  if (!existsSync(t.init)) throw new Error(`${where}: train.init: no such file ${t.init}`);
+  const ae = await loadAutoEncoderFile(t.init);
+  if (architecture(ae.params) !== architecture(cfg.ae)) throw new Error(`${where}: train.init: ${t.init} has another architecture than ae (${architecture(ae.params)})`);
+  return { weights: { ...ae.weights }, from: { path: t.init, sha256: sha256(readFileSync(t.init)) } };
 }
 
 export interface AeRunOptions {
@@ -97,12 +130,20 @@ export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRu
   const ds = buildDataset(dsCfg);
   log(`ae: dataset ${ds.n} images (${ds.concepts.length} concepts x ${ds.vendors.length} styles) at ${ds.size}px, hash ${ds.hash.slice(0, 16)}`);
   const aeParams: AutoEncoderParams = { ...cfg.ae, scale_factor: 1, shift_factor: 0 };
-  const init = AutoEncoder.random(aeParams, cfg.train.seed);
-  const params: Params = {};
-  for (const [n, t] of Object.entries(init.weights)) params[n] = tf.variable(t, true);
-  init.dispose();
-  const ae = AutoEncoder.fromWeights(aeParams, { ...params });
   const t = cfg.train;
+  const init = await initialWeights(cfg, configPath);
+  if (init.from) log(`ae: init from ${init.from.path} (sha256 ${init.from.sha256.slice(0, 16)})${t.freeze ? ', encoder frozen' : ''}`);
+  // Trained params go to the optimizer and the checkpoints; frozen ones stay plain tensors.
+  const params: Params = {};
+  const frozen: Record<string, Tensor> = {};
+  for (const [n, w] of Object.entries(init.weights)) {
+    if (t.freeze === 'encoder' && n.startsWith('encoder.')) frozen[n] = w;
+    else {
+      params[n] = tf.variable(w, true);
+      w.dispose();
+    }
+  }
+  const ae = AutoEncoder.fromWeights(aeParams, { ...frozen, ...params });
   const optimizer = new AdamW(params, {
     lr: t.lr,
     weightDecay: t.weightDecay,
@@ -122,7 +163,7 @@ export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRu
     seed: t.seed,
     dir: cfg.run,
     checkpointEvery: t.checkpointEvery,
-    config: { ae: cfg.ae, dataset: cfg.dataset, train: { ...t, steps: t.steps } },
+    config: { ae: cfg.ae, dataset: cfg.dataset, train: { ...t, steps: t.steps }, init: init.from },
     batchFn: (_ctx, rng) => {
       const idx = Array.from({ length: t.batch }, () => rng.int(ds.n));
       return { x: datasetImages(ds, idx) };
@@ -148,7 +189,7 @@ export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRu
       },
     },
     onStep: (info) => {
-      if (info.step === 1 || info.step % 25 === 0) curve.push([info.step, Number(info.terms['mse']?.toFixed(6))]);
+      if (info.step === 1 || info.step % 25 === 0 || info.step === total) curve.push([info.step, Number(info.terms['mse']?.toFixed(6))]);
     },
     progress: opts.progress === false ? false : { label: 'train ae', tty: false, interval: 10_000 },
   });
@@ -175,7 +216,7 @@ export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRu
   const quality = { recon_mse_01: mse01, recon_psnr_db: 10 * Math.log10(1 / mse01), recon_l1_01: ae1 / cnt };
   log(`ae: reconstruction PSNR ${quality.recon_psnr_db.toFixed(2)} dB, MSE ${mse01.toExponential(3)} (pixels in [0, 1]); latent mean ${stats.mean.toFixed(4)} std ${stats.std.toFixed(4)}`);
   mkdirSync(dirname(cfg.out), { recursive: true });
-  const weights: Record<string, Tensor> = {};
+  const weights: Record<string, Tensor> = { ...frozen };
   for (const [n, v] of Object.entries(params)) weights[n] = v;
   await writeWeights(cfg.out, weights, 'F32', { format: 'mce-ae/1', params: JSON.stringify(finalParams) });
   const info = {
@@ -187,13 +228,15 @@ export async function trainAe(cfg: AeTrainConfig, configPath: string, opts: AeRu
     session_seconds: Math.round((Date.now() - t0) / 1000),
     machine: machineDescription(),
     command: `mce train ae --config ${configPath}`,
+    init: init.from,
+    frozen: t.freeze ?? null,
     quality,
     loss_curve: curve,
     sha256: sha256(readFileSync(cfg.out)),
   };
   await writeFileAtomic(join(dirname(cfg.out), 'ae.json'), JSON.stringify(info, null, 2) + '\n');
   optimizer.dispose();
-  tf.dispose(Object.values(params));
+  tf.dispose([...Object.values(params), ...Object.values(frozen)]);
   return result;
 }
 
