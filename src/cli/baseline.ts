@@ -17,7 +17,7 @@ export const baselineCommand: Command = {
   args: '<method>',
   flags: {
     model: { type: 'string', help: 'flux-emoji, sd-emoji or a model folder', default: 'flux-emoji' },
-    concept: { type: 'string', help: 'the erasure target (mce concepts --targets); several comma-separated, erased together' },
+    concept: { type: 'list', help: 'the erasure target (mce concepts --targets); several (repeat the flag or separate them by commas) are erased together' },
     neutral: { type: 'string', help: "what the concepts map to (UCE guide, CA anchor, FlowEdit); default: each target's neutral" },
     seed: { type: 'number', help: 'seed of every random choice', default: 0 },
     preset: { type: 'string', help: `SLD preset: ${PRESETS.join(', ')}`, default: 'MEDIUM' },
@@ -32,10 +32,8 @@ export const baselineCommand: Command = {
     const method = args[0];
     if (!method || args.length > 1) throw new UsageError(`mce baseline: give one method: ${METHODS.join(', ')}`);
     if (!(METHODS as readonly string[]).includes(method)) throw new UsageError(`mce baseline: unknown method '${method}' (known: ${METHODS.join(', ')})`);
-    const conceptFlag = flags['concept'];
-    if (typeof conceptFlag !== 'string' || !conceptFlag.trim()) throw new UsageError('mce baseline: --concept NAME is required');
-    // As mce erase: several targets comma-separated.
-    const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
+    const concepts = flags['concept'] as string[] | undefined;
+    if (!concepts) throw new UsageError('mce baseline: --concept NAME is required');
     const out = flags['out'];
     if (typeof out !== 'string' || !out) throw new UsageError('mce baseline: --out DIR is required');
     const { int, num } = numericFlags('mce baseline', flags);

@@ -23,10 +23,10 @@ export const benchCommand: Command = {
   args: '[merge DIR... | engine]',
   flags: {
     quick: { type: 'boolean', help: 'erasure: a small slice for CI smoke (flux-emoji; none, mce, uce, sld; kitchen knife; i2p and ring-a-bell)' },
-    models: { type: 'string', help: 'erasure: comma-separated models (default flux-emoji,sd-emoji)' },
-    methods: { type: 'string', help: 'erasure: comma-separated methods (default: none,mce,uce,sld,esd-x,esd-u,ca,eap,flowedit)' },
-    cases: { type: 'string', help: 'erasure: comma-separated cases (default: kitchen-knife,vampire,twemoji-style,knife-dagger-vampire)' },
-    attacks: { type: 'string', help: 'erasure: comma-separated attacks, or none (default: ring-a-bell,p4d,unlearndiff,mma,inversion,edit,i2p)' },
+    models: { type: 'list', help: 'erasure: comma-separated models (default flux-emoji,sd-emoji)' },
+    methods: { type: 'list', help: 'erasure: comma-separated methods (default: none,mce,uce,sld,esd-x,esd-u,ca,eap,flowedit)' },
+    cases: { type: 'list', help: 'erasure: comma-separated cases (default: kitchen-knife,vampire,twemoji-style,knife-dagger-vampire)' },
+    attacks: { type: 'list', help: 'erasure: comma-separated attacks, or none (default: ring-a-bell,p4d,unlearndiff,mma,inversion,edit,i2p)' },
     shard: { type: 'string', help: 'erasure: run shard I of N (1-based, e.g. 2/4); shards of one sweep take the same flags and may share --out' },
     n: { type: 'number', help: 'erasure: held-out prompts per evaluation group (default 12; --quick 4)' },
     'mce-iters': { type: 'number', help: 'erasure: MCE optimizer steps (default 150, as mce erase; --quick 10)' },
@@ -36,7 +36,7 @@ export const benchCommand: Command = {
     out: { type: 'string', help: `erasure: results folder (default runs/bench, --quick runs/bench-quick); engine: results JSON (default ${DEFAULT_RESULTS})` },
     smoke: { type: 'boolean', help: 'engine: quick run (under a minute): few repetitions, same workloads' },
     reps: { type: 'number', help: 'engine: timed repetitions per workload and engine (default: per workload, with a time budget)' },
-    only: { type: 'string', help: `engine: comma-separated workloads to run (${workloads.map((w) => w.name).join(', ')})` },
+    only: { type: 'list', help: `engine: comma-separated workloads to run (${workloads.map((w) => w.name).join(', ')})` },
     'no-torch': { type: 'boolean', help: 'engine: skip PyTorch (torch_ms and ratio are null)' },
     backend: { type: 'string', help: `engine: our backend: ${BACKENDS.join('|')} (default: MCE_BACKEND, else the best available)` },
   },
@@ -48,7 +48,7 @@ export const benchCommand: Command = {
   },
 };
 
-const list = (v: unknown): string[] | undefined => (typeof v === 'string' ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined);
+const list = (v: FlagValues[string]): string[] | undefined => v as string[] | undefined;
 
 async function erasure(flags: FlagValues): Promise<number> {
   for (const f of ['smoke', 'reps', 'only', 'no-torch', 'backend']) if (flags[f] !== undefined) throw new UsageError(`mce bench: --${f} belongs to 'mce bench engine'`);
@@ -137,8 +137,7 @@ async function engine(args: string[], flags: FlagValues): Promise<number> {
   if (backend !== undefined && !(BACKENDS as readonly string[]).includes(backend)) {
     throw new UsageError(`mce bench: --backend must be one of ${BACKENDS.join(', ')}`);
   }
-  const onlyFlag = flags['only'] as string | undefined;
-  const only = onlyFlag ? onlyFlag.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+  const only = list(flags['only']);
   const unknown = (only ?? []).filter((n) => !workloads.some((w) => w.name === n));
   if (unknown.length) throw new UsageError(`mce bench: unknown workload '${unknown[0]}'; known: ${workloads.map((w) => w.name).join(', ')}`);
   const out = (flags['out'] as string | undefined) ?? DEFAULT_RESULTS;

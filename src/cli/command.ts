@@ -1,7 +1,8 @@
 // What a CLI command is: a name, its flags (each with a default and a help line), and a run
 // function. main.ts parses flags from this description, so `--help` always lists every flag.
 
-export type FlagType = 'string' | 'number' | 'boolean';
+/** 'list': a string flag that may be repeated and may hold comma-separated items (`--concept a --concept b,c`). */
+export type FlagType = 'string' | 'number' | 'boolean' | 'list';
 
 export interface FlagSpec {
   type: FlagType;
@@ -12,7 +13,7 @@ export interface FlagSpec {
   short?: string;
 }
 
-export type FlagValues = Record<string, string | number | boolean | undefined>;
+export type FlagValues = Record<string, string | number | boolean | string[] | undefined>;
 
 export interface Command {
   name: string;

@@ -12,11 +12,17 @@ import { numericFlags, UsageError, UserError, type Command } from './command.js'
 const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
 
+/**
+ * Default optimizer steps per erased concept. At 150 a three-concept run (50 steps each) left
+ * vampire fully drawn (runs/s5-erase-three: detection 50% -> 50%).
+ */
+const ITERS_PER_CONCEPT = 150;
+
 export const eraseCommand: Command = {
   name: 'erase',
   summary: 'erase a concept with MCE (neuron masks, loss on the final output, backprop through every step)',
   flags: {
-    concept: { type: 'string', help: 'what to erase: an emoji-world target ("kitchen knife", "vampire", "twemoji style"); several comma-separated' },
+    concept: { type: 'list', help: 'what to erase: an emoji-world target ("kitchen knife", "vampire", "twemoji style"); several: repeat the flag or separate them by commas' },
     model: { type: 'string', help: 'flux-emoji, sd-emoji, or the path of a model folder (with manifest.json)', default: 'flux-emoji' },
     out: { type: 'string', help: 'run folder (masks, tables, grid, summary, checkpoints)' },
     neutral: { type: 'string', help: "neutral phrase erase prompts map to (default: the catalogue's, e.g. 'a spoon')" },
@@ -25,7 +31,7 @@ export const eraseCommand: Command = {
     beta: { type: 'number', help: 'preservation weight', default: 0.1 },
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance inside each step (default: the model's)" },
-    iters: { type: 'number', help: 'optimizer steps (the reference trains 400 at batch 4; 150 here keeps one concept under 10 minutes on 2 cores)', default: 150 },
+    iters: { type: 'number', help: `optimizer steps (default ${ITERS_PER_CONCEPT} per concept: the reference trains 400 at batch 4; ${ITERS_PER_CONCEPT} keeps one concept under 10 minutes on 2 cores)` },
     accumulate: { type: 'number', help: 'micro-batches per optimizer step', default: 1 },
     batch: { type: 'number', help: 'erase and preserve items per micro-batch (each)', default: 2 },
     noises: { type: 'number', help: 'shared initial noises per prompt (Monte Carlo; 1 = one fixed noise as the original code)', default: 2 },
@@ -50,8 +56,8 @@ export const eraseCommand: Command = {
   },
   async run(args, flags) {
     if (args.length) throw new UsageError(`mce erase: unexpected argument '${args[0]}' (the concept goes in --concept)`);
-    const conceptFlag = flags['concept'];
-    if (typeof conceptFlag !== 'string' || !conceptFlag.trim()) throw new UsageError('mce erase: --concept NAME is required');
+    const concepts = flags['concept'] as string[] | undefined;
+    if (!concepts) throw new UsageError('mce erase: --concept NAME is required');
     const out = flags['out'];
     if (typeof out !== 'string' || !out) throw new UsageError('mce erase: --out DIR is required');
     const { int, num: optionalNum } = numericFlags('mce erase', flags);
@@ -64,7 +70,6 @@ export const eraseCommand: Command = {
     if (!(OBJECTIVES as readonly string[]).includes(objective)) throw new UsageError(`mce erase: --objective must be one of ${OBJECTIVES.join(', ')}, got '${objective}'`);
     const seed = int('seed', 0, 2 ** 32 - 1)!;
     const steps = int('steps', 1, 100);
-    const iters = int('iters', 0, 100000)!;
     const accumulate = int('accumulate', 1, 64)!;
     const batch = int('batch', 1, 64)!;
     const noises = int('noises', 1, 64)!;
@@ -77,7 +82,8 @@ export const eraseCommand: Command = {
     if (sparsityKind !== 'l1' && sparsityKind !== 'l0') throw new UsageError(`mce erase: --sparsity-kind must be l1 or l0, got '${sparsityKind}'`);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
-    const concepts = conceptFlag.split(',').map((s) => s.trim()).filter(Boolean);
+    // Erase samples are spread over the concepts, so each concept gets as many as a run of its own.
+    const iters = int('iters', 0, 100000) ?? ITERS_PER_CONCEPT * concepts.length;
 
     // Prompt sets first: an unknown concept fails before any model loads.
     const { buildPromptSets } = await import('../erase/mce/prompts.js');

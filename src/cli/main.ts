@@ -37,7 +37,7 @@ function flagDefault(f: FlagSpec): string {
 
 export function commandHelp(c: Command): string {
   const lines = [`usage: mce ${c.name}${c.args ? ' ' + c.args : ''} [flags]`, '', c.summary, '', 'flags:'];
-  const rows = Object.entries(c.flags).map(([name, f]) => [`--${name}${f.type === 'boolean' ? '' : ` <${f.type}>`}`, f.help + flagDefault(f)] as const);
+  const rows = Object.entries(c.flags).map(([name, f]) => [`--${name}${f.type === 'boolean' ? '' : f.type === 'list' ? ' <text>...' : ` <${f.type}>`}`, f.help + flagDefault(f)] as const);
   rows.push(['--help', 'show this help'], ['--debug', 'print stack traces on errors']);
   const width = Math.max(...rows.map((r) => r[0].length));
   for (const [h, d] of rows) lines.push(`  ${h.padEnd(width)}  ${d}`);
@@ -45,12 +45,15 @@ export function commandHelp(c: Command): string {
 }
 
 export function parseFlags(c: Command, argv: string[]): { args: string[]; flags: FlagValues } {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+  // Every string flag is parsed as repeatable, so that a repeated one-value flag is an error
+  // instead of the last one silently winning.
+  const options: Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }> = {
     help: { type: 'boolean' },
     debug: { type: 'boolean' },
   };
   for (const [name, f] of Object.entries(c.flags)) {
-    options[name] = { type: f.type === 'boolean' ? 'boolean' : 'string', ...(f.short ? { short: f.short } : {}) };
+    options[name] = f.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: true };
+    if (f.short) options[name]!.short = f.short;
   }
   let parsed;
   try {
@@ -74,11 +77,21 @@ export function parseFlags(c: Command, argv: string[]): { args: string[]; flags:
   }
   const flags: FlagValues = { help: parsed.values['help'] as boolean | undefined };
   for (const [name, f] of Object.entries(c.flags)) {
-    const raw = parsed.values[name];
-    if (raw === undefined) {
+    const given = parsed.values[name];
+    if (given === undefined) {
       if (f.required && !parsed.values['help']) throw new UsageError(`mce ${c.name}: --${name} is required`);
       flags[name] = f.default;
-    } else if (f.type === 'number') {
+      continue;
+    }
+    if (f.type === 'list') {
+      const items = (given as string[]).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+      if (!items.length) throw new UsageError(`mce ${c.name}: --${name} needs a value`);
+      flags[name] = items;
+      continue;
+    }
+    if (Array.isArray(given) && given.length > 1) throw new UsageError(`mce ${c.name}: --${name} given ${given.length} times (${given.map((v) => `'${v}'`).join(', ')}); give it once`);
+    const raw = Array.isArray(given) ? given[0]! : given;
+    if (f.type === 'number') {
       const n = Number(raw);
       if (raw === '' || !Number.isFinite(n)) throw new UsageError(`mce ${c.name}: --${name} must be a number, got '${String(raw)}'`);
       flags[name] = n;

@@ -127,3 +127,15 @@ test('a required flag left out is a usage error, except with --help', () => {
   assert.equal(parseFlags(fake, ['--weights', 'w']).flags['steps'], 4);
   assert.equal(parseFlags(fake, ['--help']).flags['help'], true);
 });
+
+test('a list flag may be repeated and comma-separated; a repeated one-value flag is an error, not last-wins', () => {
+  const withList: Command = { ...fake, flags: { ...fake.flags, concept: { type: 'list', help: 'what to erase' } } };
+  assert.deepEqual(parseFlags(withList, ['--weights', 'w', '--concept', 'kitchen knife', '--concept', 'dagger, vampire']).flags['concept'], ['kitchen knife', 'dagger', 'vampire']);
+  assert.equal(parseFlags(withList, ['--weights', 'w']).flags['concept'], undefined);
+  assert.throws(() => parseFlags(withList, ['--weights', 'w', '--concept', ' , ']), (e: unknown) => e instanceof UsageError && e.message === 'mce fake: --concept needs a value');
+  assert.throws(
+    () => parseFlags(withList, ['--weights', 'a', '--steps', '2', '--weights', 'b']),
+    (e: unknown) => e instanceof UsageError && e.message === "mce fake: --weights given 2 times ('a', 'b'); give it once",
+  );
+  assert.match(commandHelp(withList), /--concept <text>\.\.\. +what to erase/);
+});
