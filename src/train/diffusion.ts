@@ -18,8 +18,8 @@
 // The run folder holds resumable checkpoints (train/loop.ts); every `exportEvery` steps and at the
 // end the shipped files are (re)written: unet.safetensors (diffusers names, BF16),
 // text_encoder.safetensors, a copy of the autoencoder (ae.safetensors), manifest.json.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { tf, type Tensor } from '../engine/tf.js';
 import { randnArray } from '../engine/rng.js';
 import type { AutoEncoderParams } from '../models/flux/autoencoder.js';
@@ -28,14 +28,13 @@ import { initUnetWeights, unetForward, unetParamSpecs, countUnetParams, type Une
 import { qSample, sdDiffusionSchedule } from '../sampling/diffusion-schedule.js';
 import { buildDataset, type Dataset } from '../world/dataset.js';
 import { sha256 } from '../world/util.js';
-import { copyFileAtomicSync } from '../io/atomic.js';
 import { SD_EMOJI_FORMAT } from '../generate/sd-emoji.js';
 import type { Params } from './optim.js';
 import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
@@ -218,14 +217,7 @@ export async function exportDiffusionModel(
     'text_encoder.safetensors': fileInfo(join(cfg.out, 'text_encoder.safetensors')),
   };
   // The autoencoder travels with the bundle (latent diffusion needs it to decode), with its training record.
-  let aeTraining: unknown = null;
-  if (cfg.latent.kind === 'ae') {
-    const dst = join(cfg.out, 'ae.safetensors');
-    if (resolve(cfg.latent.ae) !== resolve(dst)) copyFileAtomicSync(cfg.latent.ae, dst);
-    files['ae.safetensors'] = fileInfo(dst);
-    const aeJson = join(dirname(cfg.latent.ae), 'ae.json');
-    if (existsSync(aeJson)) aeTraining = JSON.parse(readFileSync(aeJson, 'utf8'));
-  }
+  const aeTraining = cfg.latent.kind === 'ae' ? bundleAutoencoder(cfg.latent.ae, cfg.out, files) : null;
   const s = sdDiffusionSchedule();
   const manifest = {
     format: SD_EMOJI_FORMAT,

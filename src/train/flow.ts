@@ -17,7 +17,7 @@
 // The run folder holds resumable checkpoints (train/loop.ts); every `exportEvery` steps and at the
 // end the shipped files are (re)written atomically: transformer.safetensors (reference FLUX names),
 // text_encoder.safetensors, manifest.json.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf, type Tensor } from '../engine/tf.js';
 import { randnArray } from '../engine/rng.js';
@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -239,14 +239,8 @@ export async function exportFlowModel(
     'transformer.safetensors': fileInfo(join(cfg.out, 'transformer.safetensors')),
     'text_encoder.safetensors': fileInfo(join(cfg.out, 'text_encoder.safetensors')),
   };
-  let aeInfo: unknown = null;
-  if (cfg.latent.kind === 'ae') {
-    const aeName = 'ae.safetensors';
-    const aePath = join(cfg.out, aeName);
-    if (existsSync(aePath)) files[aeName] = fileInfo(aePath);
-    const aeJson = join(cfg.out, 'ae.json');
-    if (existsSync(aeJson)) aeInfo = JSON.parse(readFileSync(aeJson, 'utf8'));
-  }
+  // The autoencoder travels with the bundle, as in sd-emoji's, with its training record.
+  const aeInfo = cfg.latent.kind === 'ae' ? bundleAutoencoder(cfg.latent.ae, cfg.out, files) : null;
   const endLoss = run.curve.length ? run.curve[run.curve.length - 1]![1] : null;
   const manifest = {
     format: FLUX_EMOJI_FORMAT,

@@ -2,9 +2,9 @@
 // over windows of steps), the first step's loss and the training time over every session. It lives
 // in the checkpoints (train/loop.ts ExtraState), so a resumed run keeps one curve and one clock.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { loadFloat32 } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { copyFileAtomicSync, writeFileAtomic } from '../io/atomic.js';
 import { templates } from '../world/captions.js';
 import type { Dataset } from '../world/dataset.js';
 import type { Params } from './optim.js';
@@ -18,6 +18,18 @@ export const r6 = (x: number): number => Number(x.toPrecision(6));
 export function fileInfo(path: string): { sha256: string; bytes: number } {
   const b = readFileSync(path);
   return { sha256: sha256(b), bytes: b.byteLength };
+}
+
+/**
+ * Put the autoencoder a latent model decodes with into its bundle (a copy of `aePath`, unless it
+ * is already there), list it in `files`, and return its training record (the ae.json beside it).
+ */
+export function bundleAutoencoder(aePath: string, outDir: string, files: Record<string, { sha256: string; bytes: number }>): unknown {
+  const dst = join(outDir, 'ae.safetensors');
+  if (resolve(aePath) !== resolve(dst)) copyFileAtomicSync(aePath, dst);
+  files['ae.safetensors'] = fileInfo(dst);
+  const aeJson = join(dirname(aePath), 'ae.json');
+  return existsSync(aeJson) ? JSON.parse(readFileSync(aeJson, 'utf8')) : null;
 }
 
 export class RunRecord {
