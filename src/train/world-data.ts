@@ -34,7 +34,7 @@ export function worldTextTokenizer(text: TextEncoderParams): { vocab: number[]; 
 }
 
 export async function loadAeFile(path: string): Promise<{ ae: AutoEncoder; params: AutoEncoderParams }> {
-  if (!existsSync(path)) throw new Error(`autoencoder weights not found: ${path} (train them first: mce train ae --config configs/flux-emoji-ae.json)`);
+  if (!existsSync(path)) throw new Error(`autoencoder weights not found: ${path} (train them first: mce train ae --config configs/flux-emoji-ae.json, then configs/flux-emoji-ae-decoder.json for flux-emoji's)`);
   const { tensors, metadata } = await loadFloat32(path);
   const raw = metadata['params'];
   if (!raw) throw new Error(`${path}: no "params" metadata (not an mce autoencoder file)`);

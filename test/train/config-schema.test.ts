@@ -37,7 +37,7 @@ function check(file: string, edit: (c: Record<string, any>) => void): string {
 }
 
 test('the shipped ae, classifier and clip configs pass', () => {
-  for (const f of ['flux-emoji-ae.json', 'classifier.json', 'classifier-holdout-twemoji.json', 'clip.json']) assert.equal(check(f, () => {}), 'ok', f);
+  for (const f of ['flux-emoji-ae.json', 'flux-emoji-ae-decoder.json', 'classifier.json', 'classifier-holdout-twemoji.json', 'clip.json']) assert.equal(check(f, () => {}), 'ok', f);
 });
 
 test('ae: each mistake names its field', () => {
