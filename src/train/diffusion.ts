@@ -34,7 +34,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, totalSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
@@ -256,7 +256,7 @@ export async function exportDiffusionModel(
       objective: 'DDPM epsilon prediction: t ~ uniform{0..999}, x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, MSE(eps_pred, eps)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      total_steps: (run.init?.step ?? 0) + stageSteps(run),
+      total_steps: totalSteps(run, cfg.notes),
       init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),

@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, totalSteps, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -273,8 +273,7 @@ export async function exportFlowModel(
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',
       caption_dropout: cfg.train.captionDropout,
       steps: run.step,
-      // A chain of stages: notes.prior_steps counts every step before this stage's init checkpoint's.
-      total_steps: (typeof cfg.notes?.['prior_steps'] === 'number' ? (cfg.notes['prior_steps'] as number) : run.init?.step ?? 0) + stageSteps(run),
+      total_steps: totalSteps(run, cfg.notes),
       init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),

@@ -188,3 +188,12 @@ export function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
 export function stageSteps(r: RunInfo): number {
   return r.step - (r.init?.step ?? 0);
 }
+
+/**
+ * Steps of the whole chain of stages up to this one. A config's `notes.prior_steps` counts every
+ * step before this stage (its init checkpoint's step may count only its own stage's).
+ */
+export function totalSteps(r: RunInfo, notes: Record<string, unknown> | undefined): number {
+  const prior = notes?.['prior_steps'];
+  return (typeof prior === 'number' ? prior : r.init?.step ?? 0) + stageSteps(r);
+}

@@ -1,0 +1,12 @@
+// Step counts of a chain of training stages, as a manifest reports them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { stageSteps, totalSteps, type RunInfo } from '../../src/train/run-record.js';
+
+test('stage and total steps: from the init checkpoint, or from notes.prior_steps when it counts only its own stage', () => {
+  const run: RunInfo = { step: 3900, elapsedSeconds: 0, curve: [], firstLoss: null, init: { checkpoint: 'runs/x/ckpt-00001500', step: 1500 } };
+  assert.equal(stageSteps(run), 2400);
+  assert.equal(totalSteps(run, undefined), 3900);
+  assert.equal(totalSteps(run, { prior_steps: 2500 }), 4900);
+  assert.equal(totalSteps({ ...run, step: 40, init: undefined }, {}), 40);
+});
