@@ -37,7 +37,7 @@ export interface BenchSettings {
   budget: 'quick' | 'full';
   /** Images per adversarial prompt when an attack's success rate is measured. */
   attackSeeds: number;
-  /** MCE optimizer steps (mce erase's default is 150). */
+  /** MCE optimizer steps per cell, however many concepts the case has (mce erase defaults to 150 per concept). */
   mceIters: number;
   /** Sampling steps for erasure training and evaluation per model (null: the model's default). */
   steps: Record<string, number | null>;
