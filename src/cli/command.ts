@@ -53,3 +53,9 @@ export function numericFlags(command: string, flags: FlagValues): {
     },
   };
 }
+
+/** This process's command line as one could type it again: `mce eval quality --out 'a b'`. */
+export function typedCommand(argv: readonly string[] = process.argv.slice(2)): string {
+  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+  return ['mce', ...argv.map(quote)].join(' ');
+}

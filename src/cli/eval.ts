@@ -4,10 +4,11 @@
 //   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--prompts heldout|train] [--steps N] [--cfg X] [--out DIR]
 //   mce eval quality ... --shard 2/4 --out runs/quality-2        one of four processes
 //   mce eval quality merge runs/quality-* --out runs/quality    the report of the whole
+//   mce eval quality ... --record       also into the model folder's manifest.json (quality.eval_quality)
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QualityResult } from '../eval/quality.js';
-import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
+import { numericFlags, typedCommand, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 
 /** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
@@ -42,6 +43,7 @@ export const evalCommand: Command = {
     out: { type: 'string', help: 'folder for quality.json and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
+    record: { type: 'boolean', help: "also write the summary into the model folder's manifest.json (quality.eval_quality, or eval_quality_train_prompts for --prompts train), with this command line" },
     shard: { type: 'string', help: "run shard I of N of the evaluation's items (1-based, e.g. 2/4) into --out; join with mce eval quality merge DIR... --out DIR" },
   },
   async run(args, flags) {
@@ -82,6 +84,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
   if (prompts !== 'heldout' && prompts !== 'train') throw new UsageError(`mce eval quality: --prompts must be one of heldout, train, got '${prompts}'`);
   const shard = parseShard('mce eval quality', flags['shard']);
   if (shard && !out) throw new UsageError('mce eval quality: --shard needs --out DIR (the shard writes its items there)');
+  if (shard && flags['record'] === true) throw new UsageError('mce eval quality: --record goes with the whole run or its merge, not one shard');
   const { useBackend } = await import('../engine/backend.js');
   const { loadTextToImage, ModelLoadError } = await import('../generate/index.js');
   const { evaluateQuality, qualitySetup } = await import('../eval/quality.js');
@@ -132,6 +135,15 @@ async function writeQuality(result: QualityResult, out: string | undefined, flag
     await writePng(join(out, 'samples.png'), { ...result.grid, channels: 3 });
   }
   process.stdout.write(flags['json'] === true ? JSON.stringify(result.report) + '\n' : formatQuality(result.report) + '\n');
+  if (flags['record'] === true) {
+    const { recordQuality } = await import('../eval/quality-record.js');
+    try {
+      const key = await recordQuality(result.report.model.dir, result.report, typedCommand());
+      process.stderr.write(`mce eval quality: recorded in ${join(result.report.model.dir, 'manifest.json')} (quality.${key})\n`);
+    } catch (e) {
+      throw new UserError((e as Error).message);
+    }
+  }
 }
 
 /** `mce eval quality merge DIR... --out DIR`: the unsharded run's report from its shard folders. */

@@ -2,9 +2,9 @@
 // small `mce eval quality` on the shipped flux-emoji with a tiny random classifier (--json, --out).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodePng } from '../../src/io/png.js';
 import { initClassifier, saveClassifier, type ClassifierConfig } from '../../src/models/classifier/classifier.js';
@@ -36,6 +36,7 @@ test('eval: usage errors exit 2 and user errors exit 1, each one line', async ()
     [['eval', 'quality', '--concepts', '0'], 2, /^mce eval: --concepts count must be at least 1/],
     [['eval', 'quality', '--concepts', ' , '], 2, /^mce eval: --concepts must be 'all', a count, or names/],
     [['eval', 'quality', '--model', join(dir, 'no-model')], 1, /^mce: no model at /],
+    [['eval', 'quality', '--shard', '1/2', '--out', join(dir, 's'), '--record'], 2, /^mce eval quality: --record goes with the whole run or its merge, not one shard/],
   ];
   const runs = await Promise.all(cases.map(([argv]) => runCli(argv)));
   runs.forEach((r, i) => {
@@ -48,10 +49,29 @@ test('eval: usage errors exit 2 and user errors exit 1, each one line', async ()
 
 test('eval quality on flux-emoji: an unknown concept is one line; --json is one object; --out writes quality.json and samples.png', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
   const out = join(dir, 'out');
-  const [bad, ok] = await Promise.all([
+  // --record writes into the model folder's manifest: a folder of links to the shipped files, with its own manifest copy.
+  const model = join(dir, 'model');
+  mkdirSync(model);
+  for (const f of readdirSync(dirname(SHIPPED))) {
+    if (f === 'manifest.json') writeFileSync(join(model, f), readFileSync(SHIPPED));
+    else symlinkSync(join(dirname(SHIPPED), f), join(model, f));
+  }
+  const [bad, ok, rec] = await Promise.all([
     runCli(['eval', 'quality', '--concepts', 'kitchen knif', '--classifier', clf]),
     runCli(['eval', 'quality', '--concepts', 'kitchen knife', '--seeds', '1', '--classifier', clf, '--clip', join(dir, 'none'), '--json', '--out', out]),
+    runCli(['eval', 'quality', '--model', model, '--concepts', 'kitchen knife,dagger', '--seeds', '1', '--classifier', clf, '--clip', join(dir, 'none'), '--prompts', 'train', '--json', '--record']),
   ]);
+  assert.equal(rec.code, 0, rec.err);
+  assert.match(rec.err, /recorded in .*manifest\.json \(quality\.eval_quality_train_prompts\)/);
+  const before = JSON.parse(readFileSync(SHIPPED, 'utf8'));
+  const after = JSON.parse(readFileSync(join(model, 'manifest.json'), 'utf8'));
+  const recorded = after.quality.eval_quality_train_prompts;
+  assert.equal(recorded.command, `mce eval quality --model ${model} --concepts 'kitchen knife,dagger' --seeds 1 --classifier ${clf} --clip ${join(dir, 'none')} --prompts train --json --record`);
+  const recReport = JSON.parse(rec.out);
+  assert.equal(recorded.concept_top1.generated, Math.round(recReport.metrics.conceptTop1.generated * 1e4) / 1e4);
+  assert.deepEqual(recorded.images, { generated: 6, real: 6 });
+  assert.deepEqual(after.quality.eval_quality, before.quality.eval_quality, 'the held-out record is kept');
+  assert.deepEqual({ ...after, quality: undefined }, { ...before, quality: undefined }, 'nothing else changes');
   assert.equal(bad.code, 1, bad.err);
   assert.match(bad.err, /^mce: unknown concept "kitchen knif"; did you mean "kitchen knife"/);
   assert.equal(ok.code, 0, ok.err);
