@@ -13,8 +13,10 @@ const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
 
 /**
- * Default optimizer steps per erased concept. At 150 a three-concept run (50 steps each) left
- * vampire fully drawn (runs/s5-erase-three: detection 50% -> 50%).
+ * Default optimizer steps per erased concept. At 150 in all a three-concept run left the vampire
+ * fully drawn (runs/s5-erase-three: detection 50% -> 50%). 300 per concept erased the kitchen knife
+ * one held-out prompt further (17% -> 8%) but left the superhero, zombie and vampire where 150 did
+ * and lowered their SSIM by 0.02-0.08 (runs/s7-erase-*, README): not a better default.
  */
 const ITERS_PER_CONCEPT = 150;
 
