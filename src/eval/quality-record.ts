@@ -2,8 +2,9 @@
 // manifest.json, so that the manifest's quality numbers come from the command it names (and not
 // from a hand copy). Held-out prompts go to quality.eval_quality (what the bars judge), train
 // captions to quality.eval_quality_train_prompts; every other key of the manifest is kept.
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import type { QualityReport } from './quality.js';
 
@@ -12,6 +13,16 @@ const r4 = (x: number | null): number | null => (x === null ? null : Math.round(
 
 function round4<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? r4(v) : v])) as T;
+}
+
+/** Which evaluator file judged: its path (relative to the working folder when inside it) and sha256. */
+function evaluatorRecord(path: string | null): { path: string; sha256: string | null } | null {
+  if (path === null) return null;
+  const rel = relative(process.cwd(), path);
+  return {
+    path: rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path,
+    sha256: existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : null,
+  };
 }
 
 /** The manifest key a report is recorded under (its prompts field describes the split in words). */
@@ -30,7 +41,7 @@ export function qualitySummary(report: QualityReport, command: string): Record<s
     images: report.images,
     sampling: { steps: report.model.steps, cfg: report.model.cfg },
     classified_among: report.classifiedAmong.concepts,
-    evaluators: report.evaluators,
+    evaluators: { classifier: evaluatorRecord(report.evaluators.classifier), clip: evaluatorRecord(report.evaluators.clip) },
     concept_top1: { generated: r4(m.conceptTop1.generated), real: r4(m.conceptTop1.real) },
     concept_top5: { generated: r4(m.conceptTop5.generated), real: r4(m.conceptTop5.real) },
     style: { generated: r4(m.style.generated), real: r4(m.style.real) },

@@ -1,6 +1,7 @@
 // mce eval as a user runs it: one-line usage errors with exit code 2, user errors with 1, and one
 // small `mce eval quality` on the shipped flux-emoji with a tiny random classifier (--json, --out).
 import { test, before, after } from 'node:test';
+import { createHash } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,6 +71,7 @@ test('eval quality on flux-emoji: an unknown concept is one line; --json is one 
   const recReport = JSON.parse(rec.out);
   assert.equal(recorded.concept_top1.generated, Math.round(recReport.metrics.conceptTop1.generated * 1e4) / 1e4);
   assert.deepEqual(recorded.images, { generated: 6, real: 6 });
+  assert.deepEqual(recorded.evaluators, { classifier: { path: clf, sha256: createHash('sha256').update(readFileSync(clf)).digest('hex') }, clip: null });
   assert.deepEqual(after.quality.eval_quality, before.quality.eval_quality, 'the held-out record is kept');
   assert.deepEqual({ ...after, quality: undefined }, { ...before, quality: undefined }, 'nothing else changes');
   assert.equal(bad.code, 1, bad.err);
