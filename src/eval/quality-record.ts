@@ -2,14 +2,15 @@
 // manifest.json, so that the manifest's quality numbers come from the command it names (and not
 // from a hand copy). Held-out prompts go to quality.eval_quality (what the bars judge), train
 // captions to quality.eval_quality_train_prompts; every other key of the manifest is kept.
-import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { QualityReport } from './quality.js';
+import { round } from '../train/evaluator-common.js';
+import { sha256 } from '../world/util.js';
+import { PROMPTS_DESCRIPTION, type QualityReport } from './quality.js';
 
 /** Four decimals: the manifest is read by people, and 1e-4 is finer than any of these estimates. */
-const r4 = (x: number | null): number | null => (x === null ? null : Math.round(x * 1e4) / 1e4);
+const r4 = (x: number | null): number | null => (x === null ? null : round(x, 4));
 
 function round4<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'number' ? r4(v) : v])) as T;
@@ -21,13 +22,13 @@ function evaluatorRecord(path: string | null): { path: string; sha256: string | 
   const rel = relative(process.cwd(), path);
   return {
     path: rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : path,
-    sha256: existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('hex') : null,
+    sha256: existsSync(path) ? sha256(readFileSync(path)) : null,
   };
 }
 
-/** The manifest key a report is recorded under (its prompts field describes the split in words). */
+/** The manifest key a report is recorded under. */
 export function qualityKey(report: QualityReport): string {
-  return report.prompts.startsWith('train captions') ? 'eval_quality_train_prompts' : 'eval_quality';
+  return report.prompts === PROMPTS_DESCRIPTION.train ? 'eval_quality_train_prompts' : 'eval_quality';
 }
 
 /** The manifest's summary of a report: the headline numbers, per-style and per-target rows, and the bars. */
@@ -48,10 +49,10 @@ export function qualitySummary(report: QualityReport, command: string): Record<s
     by_concept_phrase: m.byConceptPhrase.map(round4),
     by_style: m.byStyle.map((s) => ({ style: s.style, generated: round4(s.generated), real: round4(s.real) })),
     clip_score: {
-      generated: m.clipScore.generated === null ? null : Math.round(m.clipScore.generated * 1e3) / 1e3,
-      real: m.clipScore.real === null ? null : Math.round(m.clipScore.real * 1e3) / 1e3,
+      generated: m.clipScore.generated === null ? null : round(m.clipScore.generated, 3),
+      real: m.clipScore.real === null ? null : round(m.clipScore.real, 3),
     },
-    fid_classifier_features: { value: Math.round(m.fid.value * 100) / 100, note: m.fid.note },
+    fid_classifier_features: { value: round(m.fid.value, 2), note: m.fid.note },
     kid_classifier_features: { mean: r4(m.kid.mean), std: r4(m.kid.std) },
     target_detection: Object.fromEntries(report.targets.map((t) => [t.name, { images: t.images, detection: r4(t.detection) }])),
     bars: report.bars.map((b) => ({ name: b.name, pass: b.pass, detail: b.detail })),

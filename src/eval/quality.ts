@@ -96,6 +96,12 @@ export interface Bar {
   detail: string;
 }
 
+/** What a report's `prompts` field says for each caption split. */
+export const PROMPTS_DESCRIPTION: Record<Split, string> = {
+  heldout: 'held-out captions (templates, concept synonyms and style phrases of the held-out split; never seen in training), one seeded caption per concept and style',
+  train: 'train captions (seen in training; the bars are not judged on them), one seeded caption per concept and style',
+};
+
 export interface QualityReport {
   model: { name: string; dir: string; family: string; steps: number; cfg: number };
   prompts: string;
@@ -497,9 +503,7 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
   const style: Accuracy = { name: 'style accuracy (emoji classifier)', generated: ag.style, real: ar.style };
   const report: QualityReport = {
     model: { ...setup.model },
-    prompts: setup.prompts === 'heldout'
-      ? 'held-out captions (templates, concept synonyms and style phrases of the held-out split; never seen in training), one seeded caption per concept and style'
-      : 'train captions (seen in training; the bars are not judged on them), one seeded caption per concept and style',
+    prompts: PROMPTS_DESCRIPTION[setup.prompts],
     seed,
     seeds,
     styles: [...styles],
