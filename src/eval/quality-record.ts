@@ -54,7 +54,9 @@ export function qualitySummary(report: QualityReport, command: string): Record<s
     },
     fid_classifier_features: { value: round(m.fid.value, 2), note: m.fid.note },
     kid_classifier_features: { mean: r4(m.kid.mean), std: r4(m.kid.std) },
-    target_detection: Object.fromEntries(report.targets.map((t) => [t.name, { images: t.images, detection: r4(t.detection) }])),
+    target_detection: Object.fromEntries(
+      report.targets.map((t) => [t.name, { images: t.images, detection: r4(t.detection), by_concept_phrase: t.byConceptPhrase.map(round4) }]),
+    ),
     bars: report.bars.map((b) => ({ name: b.name, pass: b.pass, detail: b.detail })),
     seconds: report.seconds,
   };

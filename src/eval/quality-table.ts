@@ -1,8 +1,14 @@
 // The human-readable table of `mce eval quality`: metrics (generated next to real renders), the
 // erasure targets' detection rates, and the bars as PASS/FAIL with what was measured.
-import type { QualityReport } from './quality.js';
+import type { ConceptPhrase, QualityReport, TargetDetection } from './quality.js';
 
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+
+/** A target's detection among the generations whose prompt used `phrase`: "4/4", or "-" for none. */
+function byPhrase(t: TargetDetection, phrase: ConceptPhrase): string {
+  const g = t.byConceptPhrase.find((x) => x.phrase === phrase);
+  return g ? `${Math.round(g.detection * g.images)}/${g.images}` : '-';
+}
 
 function table(rows: string[][]): string[] {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
@@ -53,11 +59,11 @@ export function formatQuality(r: QualityReport): string {
   lines.push('');
   lines.push(
     ...table([
-      ['erasure target', 'generated', 'detected', 'real renders'],
-      ...r.targets.map((t) => [t.name, String(t.images), pct(t.detection), pct(t.real)]),
+      ['erasure target', 'generated', 'detected', 'real renders', 'seen phrase', 'held-out synonym'],
+      ...r.targets.map((t) => [t.name, String(t.images), pct(t.detection), pct(t.real), ...(['seen in training', 'held-out synonym'] as const).map((p) => byPhrase(t, p))]),
     ]),
   );
-  lines.push('(detected: top-1 concept among the model\'s concepts is one of the target\'s; styles: predicted style)');
+  lines.push('(detected: top-1 concept among the model\'s concepts is one of the target\'s; styles: predicted style; the last two columns split the generations by the prompt\'s concept phrase: detected/images)');
   lines.push('');
   for (const b of r.bars) lines.push(`${b.pass === null ? 'n/a ' : b.pass ? 'PASS' : 'FAIL'}  ${b.name}: ${b.detail}`);
   lines.push('');

@@ -86,7 +86,19 @@ export interface TargetDetection {
   detection: number | null;
   /** The same on real renders. */
   real: number | null;
+  /**
+   * Concept targets: the generated detection split by the prompt's concept phrase, as in
+   * metrics.byConceptPhrase (a held-out synonym is a word the text encoder never saw). Empty groups
+   * are left out; style targets have none.
+   */
+  byConceptPhrase: { phrase: ConceptPhrase; images: number; detection: number }[];
 }
+
+export type ConceptPhrase = 'seen in training' | 'held-out synonym';
+const PHRASES: readonly { seen: boolean; phrase: ConceptPhrase }[] = [
+  { seen: true, phrase: 'seen in training' },
+  { seen: false, phrase: 'held-out synonym' },
+];
 
 export interface Bar {
   name: string;
@@ -121,7 +133,7 @@ export interface QualityReport {
      * a train synonym, in a new template or style phrase) or a held-out synonym the text encoder
      * never saw. Empty groups are left out.
      */
-    byConceptPhrase: { phrase: 'seen in training' | 'held-out synonym'; images: number; top1: number; top5: number; style: number }[];
+    byConceptPhrase: { phrase: ConceptPhrase; images: number; top1: number; top5: number; style: number }[];
     /**
      * Per style the prompts asked for (real renders: per vendor): concept top-1, style accuracy and
      * the style confusion (how many images were classified as each style), generated and real.
@@ -473,21 +485,26 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
         return idx.length ? idx.filter((i) => s.style[i] === si).length / idx.length : null;
       };
       const images = genTruth.style.filter((v) => v === si).length;
-      return { name: t.name, kind: 'style', members: [], images, detection: rate(sg, genTruth.style), real: rate(sr, realTruth.style) };
+      return { name: t.name, kind: 'style', members: [], images, detection: rate(sg, genTruth.style), real: rate(sr, realTruth.style), byConceptPhrase: [] };
     }
     const members = t.members.filter((m) => evaluated.has(m));
     const ids = new Set(members.map((m) => conceptIndex.get(m)!));
-    const rate = (s: Scores, c: Int32Array): number | null => {
-      const idx = [...c.keys()].filter((i) => ids.has(c[i]!));
+    const rate = (s: Scores, c: Int32Array, keep: (i: number) => boolean = () => true): number | null => {
+      const idx = [...c.keys()].filter((i) => ids.has(c[i]!) && keep(i));
       return idx.length ? idx.filter((i) => ids.has(s.top[i * s.k]!)).length / idx.length : null;
     };
     const images = [...genTruth.concept].filter((c) => ids.has(c)).length;
-    return { name: t.name, kind: 'concept', members, images, detection: rate(sg, genTruth.concept), real: rate(sr, realTruth.concept) };
+    const byPhrase = PHRASES.flatMap(({ seen, phrase }) => {
+      const keep = (i: number): boolean => genItems[i]!.phraseSeen === seen;
+      const n = [...genTruth.concept.keys()].filter((i) => ids.has(genTruth.concept[i]!) && keep(i)).length;
+      return n ? [{ phrase, images: n, detection: rate(sg, genTruth.concept, keep)! }] : [];
+    });
+    return { name: t.name, kind: 'concept', members, images, detection: rate(sg, genTruth.concept), real: rate(sr, realTruth.concept), byConceptPhrase: byPhrase };
   });
 
-  const byConceptPhrase = ([true, false] as const).flatMap((seen) => {
+  const byConceptPhrase = PHRASES.flatMap(({ seen, phrase }) => {
     const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => genItems[i]!.phraseSeen === seen);
-    return a.images ? [{ phrase: seen ? ('seen in training' as const) : ('held-out synonym' as const), ...a }] : [];
+    return a.images ? [{ phrase, ...a }] : [];
   });
   const byStyle = styles.map((v): StyleBreakdown => {
     const si = styleIndex(v);

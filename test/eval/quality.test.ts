@@ -136,6 +136,7 @@ test('accuracies split by whether the prompt names the concept with a phrase see
   const model = standIn((p, s, k) => (prompts.push(p), noise(p, s, k)));
   const opts = { seed, seeds: 2, classifier: clfPath, clip: join(dir, 'none.safetensors'), progress: false, kidSubsets: 5 };
   const held = (await evaluateQuality(model, opts)).report;
+  const plan0 = qualityPlan(CONCEPTS, VENDORS, seed, 'heldout');
   const groups = held.metrics.byConceptPhrase;
   assert.deepEqual(groups.map((g) => g.phrase), ['seen in training', 'held-out synonym']);
   assert.equal(groups[0]!.images + groups[1]!.images, held.images.generated);
@@ -152,6 +153,18 @@ test('accuracies split by whether the prompt names the concept with a phrase see
       assert.equal(Object.values(g[side].predicted).reduce((a, n) => a + n, 0), g[side].images);
       assert.equal(g[side].predicted[g.style]! / g[side].images, g[side].style);
     }
+  }
+  // Each concept target's detection, split by concept phrase, adds back up to the whole.
+  for (const t of held.targets) {
+    if (t.kind === 'style' || !t.images) {
+      assert.deepEqual(t.byConceptPhrase, [], t.name);
+      continue;
+    }
+    const parts = t.byConceptPhrase;
+    assert.equal(parts.reduce((a, g) => a + g.images, 0), t.images, t.name);
+    assert.ok(Math.abs(parts.reduce((a, g) => a + g.images * g.detection, 0) / t.images - t.detection!) < 1e-12, t.name);
+    const seen = plan0.filter((it) => t.members.includes(it.concept) && it.phraseSeen).length * 2;
+    assert.equal(parts.find((g) => g.phrase === 'seen in training')?.images ?? 0, seen, t.name);
   }
   const styleAll = byStyle.reduce((a, g) => a + g.generated.images * g.generated.style, 0) / held.images.generated;
   assert.ok(Math.abs(styleAll - held.metrics.style.generated) < 1e-12);
@@ -193,7 +206,7 @@ test('concept choice: the trained list from the manifest, a count takes the eras
 });
 
 test('bars: thresholds inclusive, failing targets named, unmeasurable bars are n/a', () => {
-  const t = (name: string, detection: number | null): TargetDetection => ({ name, kind: 'concept', members: [name], images: detection === null ? 0 : 4, detection, real: 1 });
+  const t = (name: string, detection: number | null): TargetDetection => ({ name, kind: 'concept', members: [name], images: detection === null ? 0 : 4, detection, real: 1, byConceptPhrase: [] });
   const acc = (generated: number, real: number) => ({ name: 'x', generated, real });
   const pass = qualityBars([t('a', 0.8), t('b', 1), t('c', null)], acc(0.6, 0.8), acc(0.8, 0.9));
   assert.deepEqual(pass.map((b) => b.pass), [true, true, true]);
