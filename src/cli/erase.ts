@@ -50,7 +50,7 @@ export const eraseCommand: Command = {
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate)', default: 'l1' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
-    eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 12 },
+    eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 48 },
     filter: { type: 'number', help: 'pair filter: keep the erase pairs whose background-consistency score (emoji CLIP) is within this quantile (reference 0.9); 1 = off', default: 1 },
     classifier: { type: 'string', help: 'emoji classifier weights for detection/accuracy (default: the shipped one, when present)' },
     clip: { type: 'string', help: 'emoji dual encoder weights for the CLIP score and the pair filter (default: the shipped one, when present)' },
@@ -227,10 +227,11 @@ export const eraseCommand: Command = {
 };
 
 /** The evaluation as one log line. */
-function formatEval(e: import('../erase/mce/evaluate.js').ErasureEval): string {
+export function formatEval(e: import('../erase/mce/evaluate.js').ErasureEval): string {
   const f = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(0)}%`);
   const clip = (g: { clip: { before: number; after: number } | null }): string => (g.clip ? `, CLIP ${g.clip.before.toFixed(1)} -> ${g.clip.after.toFixed(1)}` : '');
-  return `target detection ${f(e.erase.before)} -> ${f(e.erase.after)}${clip(e.erase)}` +
+  const phrases = e.erase.byConceptPhrase.map((g) => `${g.phrase} ${f(g.before)} -> ${f(g.after)} of ${g.prompts}`).join(', ');
+  return `target detection ${f(e.erase.before)} -> ${f(e.erase.after)}${phrases ? ` (${phrases})` : ''}${clip(e.erase)}` +
     (e.neighbours ? `, neighbour accuracy ${f(e.neighbours.before)} -> ${f(e.neighbours.after)} (SSIM ${e.neighbours.ssim.toFixed(3)}${clip(e.neighbours)})` : '') +
     `, other accuracy ${f(e.others.before)} -> ${f(e.others.after)} (SSIM ${e.others.ssim.toFixed(3)}${clip(e.others)})` +
     (e.notes.length ? ` [${e.notes.join('; ')}]` : '');

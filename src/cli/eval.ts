@@ -1,10 +1,13 @@
 // `mce eval <what>`: measurements of a model with the emoji-world evaluators. One table of
-// subcommands (quality now; erasure and others later), sharing the command's flags.
+// subcommands, sharing the command's flags.
 //
 //   mce eval quality --model M [--json] [--seeds 4] [--concepts all|N|name,...] [--seed S] [--prompts heldout|train] [--steps N] [--cfg X] [--out DIR]
 //   mce eval quality ... --shard 2/4 --out runs/quality-2        one of four processes
 //   mce eval quality merge runs/quality-* --out runs/quality    the report of the whole
 //   mce eval quality ... --record       also into the model folder's manifest.json (quality.eval_quality)
+//   mce eval erasure --masks M --concept C [--concept C2] [--model M] [--n 48] [--seed S] [--out DIR]
+//       the held-out evaluation `mce erase` ends with, on any mask file (another run's, a merge of
+//       several): so masks are judged on today's evaluation groups without training them again
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { QualityResult } from '../eval/quality.js';
@@ -24,6 +27,10 @@ export const EVALS: Record<string, EvalSubcommand> = {
     summary: 'held-out prompts x styles x seeds scored next to real renders: accuracy, CLIP score, FID/KID, target detection, pass/fail bars',
     run: runQuality,
     merge: mergeQuality,
+  },
+  erasure: {
+    summary: "a mask file judged on held-out prompts as mce erase judges its own: target detection, neighbour and other concepts' accuracy and SSIM, CLIP score, issue 5's bars",
+    run: runErasure,
   },
 };
 
@@ -45,6 +52,9 @@ export const evalCommand: Command = {
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
     record: { type: 'boolean', help: "also write the summary into the model folder's manifest.json (quality.eval_quality, or eval_quality_train_prompts for --prompts train), with this command line" },
     shard: { type: 'string', help: "run shard I of N of the evaluation's items (1-based, e.g. 2/4) into --out; join with mce eval quality merge DIR... --out DIR" },
+    masks: { type: 'string', help: 'erasure: masks.safetensors (from mce erase, or merged)' },
+    concept: { type: 'list', help: 'erasure: the erased concept(s), as given to mce erase' },
+    n: { type: 'number', help: 'erasure: held-out prompts per group (erase, neighbours, others), as mce erase --eval', default: 48 },
   },
   async run(args, flags) {
     const what = args[0];
@@ -163,4 +173,77 @@ async function mergeQuality(dirs: string[], flags: FlagValues): Promise<number> 
   await writeQuality(result, out, flags);
   process.stderr.write(`mce eval quality merge: ${result.report.images.generated} images from ${dirs.length} folders -> ${out}\n`);
   return 0;
+}
+
+/** `mce eval erasure`: the held-out evaluation of `mce erase`, on a mask file. */
+async function runErasure(flags: FlagValues): Promise<number> {
+  const masksPath = flags['masks'];
+  if (typeof masksPath !== 'string' || !masksPath) throw new UsageError('mce eval erasure: --masks FILE is required');
+  const concepts = flags['concept'] as string[] | undefined;
+  if (!concepts?.length) throw new UsageError('mce eval erasure: --concept NAME is required (the concept(s) the masks erase)');
+  const { int, num } = numericFlags('mce eval erasure', flags);
+  const n = int('n', 1, 1000)!;
+  const seed = int('seed', 0, 2 ** 32 - 1)!;
+  const steps = int('steps', 1, 200);
+  const cfg = num('cfg', 0, 50);
+  const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
+  const { buildPromptSets } = await import('../erase/mce/prompts.js');
+  const { UnknownConceptError } = await import('../world/catalogue.js');
+  let sets;
+  try {
+    sets = buildPromptSets(concepts, { seed });
+  } catch (e) {
+    if (e instanceof UnknownConceptError) throw new UserError(e.message);
+    throw e;
+  }
+  const { useBackend } = await import('../engine/backend.js');
+  const { ModelLoadError } = await import('../generate/flux-emoji.js');
+  const { loadEraseSubject } = await import('../erase/mce/subject.js');
+  const { loadMasks, MaskFileError } = await import('../erase/mce/maskfile.js');
+  const { evaluateErasure } = await import('../erase/mce/evaluate.js');
+  const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
+  const { formatEval } = await import('./erase.js');
+  await useBackend();
+  const modelName = String(flags['model']);
+  let subject;
+  try {
+    subject = await loadEraseSubject(modelName, { steps, cfg });
+  } catch (e) {
+    if (e instanceof ModelLoadError) throw new UserError(e.message);
+    throw e;
+  }
+  try {
+    let file;
+    try {
+      const arch = subject.maskArch;
+      file = await loadMasks(masksPath, 'cfg' in arch ? arch.cfg : arch);
+    } catch (e) {
+      if (e instanceof MaskFileError) throw new UserError(e.message);
+      throw e;
+    }
+    // The stored keep-masks, as mce generate --masks uses them (0/1 binarise to themselves at 0).
+    const masks = Object.keys(file.keep).length ? file.keep : file.logits;
+    const evaluation = await evaluateErasure(subject, sets, masks, {
+      n, seed, classifier: flags['classifier'] as string | undefined, clip: flags['clip'] as string | undefined,
+    });
+    const acceptance = acceptanceBars(evaluation);
+    const report = {
+      command: typedCommand(),
+      masks: masksPath,
+      concepts: sets.targets.map((t) => t.name),
+      model: modelName,
+      sampler: subject.samplerRecord,
+      evaluation,
+      acceptance,
+    };
+    if (out) {
+      const { writeFileAtomic } = await import('../io/atomic.js');
+      mkdirSync(out, { recursive: true });
+      await writeFileAtomic(join(out, 'erasure.json'), JSON.stringify(report, null, 1) + '\n');
+    }
+    process.stdout.write(flags['json'] === true ? JSON.stringify(report) + '\n' : `${formatEval(evaluation)}\n${formatBars(acceptance)}\n`);
+    return 0;
+  } finally {
+    subject.dispose();
+  }
 }

@@ -55,7 +55,14 @@ function evaluationHtml(ev: ErasureEval | null | undefined): string {
     ...row('near neighbours', ev.neighbours, ev.metrics.accuracy),
     ...row('other concepts', ev.others, ev.metrics.accuracy),
   ]) + `\n<p>${ev.classifier ? `classifier: ${esc(ev.classifier)}.` : ''} ${ev.clipModel ? `CLIP: ${esc(ev.clipModel)}.` : ''} ${esc(ev.metrics.ssim)}. ${esc(ev.metrics.clip)}.</p>` +
-    (ev.notes.length ? `\n<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : '') + perPromptHtml(ev);
+    phraseHtml(ev) + (ev.notes.length ? `\n<p>Not measured: ${ev.notes.map(esc).join('; ')}.</p>` : '') + perPromptHtml(ev);
+}
+
+/** Target detection split by the prompt's concept phrase (runs before this split have none). */
+function phraseHtml(ev: ErasureEval): string {
+  const groups = ev.erase.byConceptPhrase ?? [];
+  if (!groups.length) return '';
+  return `\n<p>Target detection by the prompt's concept phrase: ${groups.map((g) => `${esc(g.phrase)} ${pct(g.before)} → ${pct(g.after)} (${g.prompts} prompts)`).join('; ')}. A held-out synonym is a word the text encoder never saw, so the original model may not draw the target for it.</p>`;
 }
 
 /** Every held-out prompt with the classifier's call before and after (hits in bold), folded away. */

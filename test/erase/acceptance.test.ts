@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { acceptanceBars, formatBars } from '../../src/erase/mce/acceptance.js';
 import type { ErasureEval, EvalGroup } from '../../src/erase/mce/evaluate.js';
 
-const group = (before: number | null, after: number | null, ssim: number): EvalGroup => ({ prompts: [], truth: [], before, after, ssim, clip: null, perPrompt: [] });
+const group = (before: number | null, after: number | null, ssim: number): EvalGroup => ({ prompts: [], truth: [], before, after, ssim, clip: null, perPrompt: [], byConceptPhrase: [] });
 const evaluation = (erase: EvalGroup, neighbours: EvalGroup | null, others: EvalGroup): ErasureEval => ({
   metrics: { detection: '', accuracy: '', ssim: '', clip: '' }, classifier: null, clipModel: null, notes: [], erase, neighbours, others, seconds: 0,
 });

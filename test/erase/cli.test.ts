@@ -26,6 +26,10 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
     [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
     [['erase', '--concept', 'dagger', '--beta=-1', '--out', '/tmp/mce-never'], 2, /--beta must be in/],
+    [['eval', 'erasure', '--concept', 'dagger'], 2, /^mce eval erasure: --masks FILE is required/],
+    [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors'], 2, /^mce eval erasure: --concept NAME is required/],
+    [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'vampyre'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],
+    [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'dagger', '--n', '0'], 2, /--n must be/],
     ...(existsSync(CLIP) || !existsSync(SHIPPED)
       ? []
       : [[['erase', '--concept', 'dagger', '--filter', '0.9', '--out', join(tmpdir(), 'mce-filter-out')], 1, /^mce: the pair filter needs the emoji CLIP weights/] as [string[], number, RegExp]]),
@@ -69,6 +73,13 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     const png = decodePng(readFileSync(join(out, 'grid.png')));
     assert.ok(png.width > 0 && png.height > png.width);
     assert.match(readFileSync(join(out, 'sparsity.txt'), 'utf8'), /group ffn/);
+    // mce eval erasure on the run's masks gives the run's own evaluation (same groups, seed, sampler).
+    const ev = await runCli(['eval', 'erasure', '--masks', join(out, 'masks.safetensors'), '--concept', 'kitchen knife', '--steps', '2', '--n', '2', '--json']);
+    assert.equal(ev.code, 0, ev.err);
+    const again0 = JSON.parse(ev.out) as { evaluation: Record<string, unknown>; acceptance: unknown[] };
+    const drop = (e: Record<string, unknown>) => ({ ...e, seconds: 0 });
+    assert.deepEqual(drop(again0.evaluation), drop(summary.evaluation as unknown as Record<string, unknown>));
+    assert.equal(again0.acceptance.length, 6);
     // Rerunning the same command resumes (already complete).
     const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--out', out]);
     assert.equal(again.code, 0, again.err);

@@ -19,8 +19,16 @@ test('erase prompts come from the train split and map to the neutral phrase', ()
   }
   // Neighbours first, all of them while there is room; no member or neutral concept in preserve.
   const t = erasureTarget('kitchen knife');
-  assert.deepEqual(s.neighbours, t.neighbours.slice(0, 20));
+  assert.deepEqual(s.neighbours, t.neighbours);
   assert.equal(s.preserve.length, 20);
+  const captionOf = (concept: string, p: string): boolean => [null, ...VENDORS].some((v) => captions(concept, v, 'train').includes(p));
+  t.neighbours.forEach((n, i) => assert.ok(captionOf(n, s.preserve[i]!), `${n}: ${s.preserve[i]}`));
+  // A target with more neighbours than room: all are reported (the evaluation's "others" exclude
+  // them), the first ones fill the preserve set.
+  const hero = buildPromptSets(['superhero'], { erasePerTarget: 4, preserve: 12 });
+  assert.equal(erasureTarget('superhero').neighbours.length, 19);
+  assert.deepEqual(hero.neighbours, erasureTarget('superhero').neighbours);
+  hero.preserve.forEach((p, i) => assert.ok(captionOf(hero.neighbours[i]!, p), p));
   for (const p of s.preserve) assert.doesNotMatch(p, /kitchen knife|spoon/);
   // Deterministic for a seed, different for another.
   assert.deepEqual(buildPromptSets(['kitchen knife'], { erasePerTarget: 10, preserve: 20, seed: 1 }), s);
@@ -61,4 +69,18 @@ test('pair filter: keeps the pairs within the quantile of the background scores;
   assert.equal(withoutPhrase('a kitchen knife, emoji art', 'kitchen knife'), 'emoji art');
   const s = buildPromptSets(['kitchen knife'], { erasePerTarget: 5 });
   for (const p of s.erase) assert.ok(p.background !== undefined && !/knife/.test(p.background), p.background);
+});
+
+test('held-out evaluation groups: neighbours are the first n of the targets\' neighbours; "others" are none of them', async () => {
+  const { heldOutEvalItems } = await import('../../src/erase/mce/evaluate.js');
+  const sets = buildPromptSets(['superhero'], { erasePerTarget: 4, preserve: 12 });
+  const all = erasureTarget('superhero').neighbours;
+  const g = heldOutEvalItems(sets, 12, 0);
+  assert.deepEqual(g.neighbours.map((x) => x.t), all.slice(0, 12));
+  assert.equal(g.others.length, 12);
+  for (const x of g.others) assert.ok(!all.includes(x.t) && !['superhero', 'man superhero', 'woman superhero'].includes(x.t), x.t);
+  for (const x of g.erase) assert.match(x.t, /superhero/);
+  const held = new Set([null, ...VENDORS].flatMap((v) => captions('superhero', v, 'heldout')));
+  assert.ok(g.erase.some((x) => held.has(x.p)));
+  assert.deepEqual(heldOutEvalItems(sets, 12, 0), g, 'deterministic for a seed');
 });

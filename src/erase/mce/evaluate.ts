@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { tf } from '../../engine/tf.js';
 import { Rng, mixSeed } from '../../engine/rng.js';
 import type { RgbImage } from '../../generate/flux-emoji.js';
-import { captionRecords, canonicalCaption } from '../../world/captions.js';
+import { captionRecords, canonicalCaption, conceptPhraseSeen } from '../../world/captions.js';
 import { selectConcepts } from '../../world/dataset.js';
 import { VENDORS } from '../../world/vendors.js';
 import { ssim as ssimOf } from '../../eval/ssim.js';
@@ -39,6 +39,12 @@ export interface EvalGroup {
    * counts as a hit (detected target, or correct concept), and the SSIM. Empty without a classifier.
    */
   perPrompt: { before: Prediction; after: Prediction; ssim: number }[];
+  /**
+   * Erase group of concept targets: the rates split by the prompt's concept phrase, seen in training
+   * (a known name in a held-out template) or a held-out synonym the text encoder never saw, so a
+   * low "before" can be told apart from a failed erasure. Empty otherwise, or without a classifier.
+   */
+  byConceptPhrase: { phrase: 'seen in training' | 'held-out synonym'; prompts: number; before: number; after: number }[];
 }
 
 /** One image's top-1 concept and style, and whether it counts for the group's rate. */
@@ -62,7 +68,7 @@ export interface ErasureEval {
 }
 
 export interface EvalOptions {
-  /** Prompts per group (default 12). */
+  /** Prompts per group (default 48). */
   n?: number;
   seed?: number;
   /** Classifier weights (default: the shipped emoji classifier, when present). */
@@ -76,6 +82,8 @@ export interface EvalOptions {
 export interface EvalItem {
   p: string;
   t: string;
+  /** Erase prompts of concept targets: whether the prompt names the concept with a phrase seen in training. */
+  seen?: boolean;
 }
 
 /**
@@ -99,7 +107,7 @@ export function heldOutEvalItems(sets: Pick<PromptSets, 'targets' | 'neighbours'
   for (const t of sets.targets) {
     const pool: EvalItem[] = [];
     if (t.kind === 'concept') {
-      for (const m of t.members) for (const st of [null, ...VENDORS]) for (const r of captionRecords(m, st, 'heldout')) pool.push({ p: r.text, t: m });
+      for (const m of t.members) for (const st of [null, ...VENDORS]) for (const r of captionRecords(m, st, 'heldout')) pool.push({ p: r.text, t: m, seen: conceptPhraseSeen(m, r) });
     } else {
       for (const c of pick([...model_], 24)) for (const r of captionRecords(c, t.style!, 'heldout').slice(0, 1)) pool.push({ p: r.text, t: t.style! });
     }
@@ -119,7 +127,7 @@ export function heldOutEvalItems(sets: Pick<PromptSets, 'targets' | 'neighbours'
 /** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
 export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, opts: EvalOptions = {}): Promise<ErasureEval> {
   const t0 = performance.now();
-  const n = opts.n ?? 12;
+  const n = opts.n ?? 48;
   const seed = opts.seed ?? 0;
   const { erase, neighbours, others } = heldOutEvalItems(sets, n, seed, opts.modelConcepts);
   const sampler = subject.newSampler();
@@ -171,7 +179,12 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
     const pa = await predict(a);
     const pb = await predict(b);
     const perPrompt = pa && pb ? pa.map((before, i) => ({ before, after: pb[i]!, ssim: ss[i]! })) : [];
-    return { prompts, truth: items.map((x) => x.t), before: rate(pa), after: rate(pb), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip, perPrompt };
+    const byConceptPhrase = ([true, false] as const).flatMap((seen) => {
+      const idx = perPrompt.flatMap((_, i) => (items[i]!.seen === seen ? [i] : []));
+      const hits = (k: 'before' | 'after'): number => idx.filter((i) => perPrompt[i]![k].hit).length / idx.length;
+      return idx.length ? [{ phrase: seen ? ('seen in training' as const) : ('held-out synonym' as const), prompts: idx.length, before: hits('before'), after: hits('after') }] : [];
+    });
+    return { prompts, truth: items.map((x) => x.t), before: rate(pa), after: rate(pb), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip, perPrompt, byConceptPhrase };
   };
   try {
     const res: ErasureEval = {

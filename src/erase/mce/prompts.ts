@@ -27,7 +27,10 @@ export interface PromptSets {
   targets: ErasureTarget[];
   erase: ErasePair[];
   preserve: string[];
-  /** The neighbour concepts whose prompts are in `preserve`. */
+  /**
+   * Every near neighbour of the targets (the first of them have prompts in `preserve`, as many as
+   * fit). The evaluation's "other concepts" exclude all of them, as the benchmark's do.
+   */
   neighbours: string[];
 }
 
@@ -130,7 +133,7 @@ export function buildPromptSets(names: readonly string[], opts: PromptOptions = 
   const preserve: string[] = [];
   const concepts = [...neighbours, ...others];
   for (let i = 0; preserve.length < nPreserve && i < concepts.length; i++) preserve.push(caption(concepts[i]!, i));
-  return { targets: uniq, erase, preserve, neighbours: neighbours.slice(0, nPreserve) };
+  return { targets: uniq, erase, preserve, neighbours };
 }
 
 /**
