@@ -12,6 +12,7 @@ import type { RgbImage } from '../../generate/flux-emoji.js';
 import { captionRecords, canonicalCaption, conceptPhraseSeen } from '../../world/captions.js';
 import { selectConcepts } from '../../world/dataset.js';
 import { VENDORS } from '../../world/vendors.js';
+import type { ConceptPhrase } from '../../eval/quality.js';
 import { ssim as ssimOf } from '../../eval/ssim.js';
 import { fluxMasksFrom, type HostMasks } from './masks.js';
 import { noiseSeed } from './objective.js';
@@ -44,7 +45,7 @@ export interface EvalGroup {
    * (a known name in a held-out template) or a held-out synonym the text encoder never saw, so a
    * low "before" can be told apart from a failed erasure. Empty otherwise, or without a classifier.
    */
-  byConceptPhrase: { phrase: 'seen in training' | 'held-out synonym'; prompts: number; before: number; after: number }[];
+  byConceptPhrase: { phrase: ConceptPhrase; prompts: number; before: number; after: number }[];
 }
 
 /** One image's top-1 concept and style, and whether it counts for the group's rate. */
