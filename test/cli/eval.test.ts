@@ -26,7 +26,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('eval: usage errors exit 2 and user errors exit 1, each one line', async () => {
   const cases: [string[], number, RegExp][] = [
     [['eval'], 2, /^mce eval: give one of quality/],
-    [['eval', 'nope'], 2, /^mce eval: unknown evaluation 'nope' \(known: quality\)/],
+    [['eval', 'nope'], 2, /^mce eval: unknown evaluation 'nope' \(known: quality, erasure\)/],
     [['eval', 'quality', 'extra'], 2, /^mce eval: give one of quality/],
     [['eval', 'quality', '--seeds', '0'], 2, /^mce eval quality: --seeds must be an integer in \[1, 64\], got 0/],
     [['eval', 'quality', '--seeds', '2.5'], 2, /^mce eval quality: --seeds must be an integer/],
