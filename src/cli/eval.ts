@@ -199,7 +199,8 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const { useBackend } = await import('../engine/backend.js');
   const { ModelLoadError } = await import('../generate/flux-emoji.js');
   const { loadEraseSubject } = await import('../erase/mce/subject.js');
-  const { loadMasks, MaskFileError } = await import('../erase/mce/maskfile.js');
+  const { MaskFileError } = await import('../erase/mce/maskfile.js');
+  const { keepMasks } = await import('../erase/mce/masked-model.js');
   const { evaluateErasure } = await import('../erase/mce/evaluate.js');
   const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
   const { formatEval } = await import('./erase.js');
@@ -213,16 +214,15 @@ async function runErasure(flags: FlagValues): Promise<number> {
     throw e;
   }
   try {
-    let file;
+    // The keep-masks mce generate --masks samples with (0/1 binarise to themselves at 0).
+    let masks;
     try {
       const arch = subject.maskArch;
-      file = await loadMasks(masksPath, 'cfg' in arch ? arch.cfg : arch);
+      masks = await keepMasks(masksPath, 'cfg' in arch ? arch.cfg : arch);
     } catch (e) {
       if (e instanceof MaskFileError) throw new UserError(e.message);
       throw e;
     }
-    // The stored keep-masks, as mce generate --masks uses them (0/1 binarise to themselves at 0).
-    const masks = Object.keys(file.keep).length ? file.keep : file.logits;
     const evaluation = await evaluateErasure(subject, sets, masks, {
       n, seed, classifier: flags['classifier'] as string | undefined, clip: flags['clip'] as string | undefined,
     });

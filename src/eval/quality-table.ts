@@ -1,6 +1,6 @@
 // The human-readable table of `mce eval quality`: metrics (generated next to real renders), the
 // erasure targets' detection rates, and the bars as PASS/FAIL with what was measured.
-import type { ConceptPhrase, QualityReport, TargetDetection } from './quality.js';
+import { CONCEPT_PHRASES, type ConceptPhrase, type QualityReport, type TargetDetection } from './quality.js';
 
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
@@ -60,7 +60,7 @@ export function formatQuality(r: QualityReport): string {
   lines.push(
     ...table([
       ['erasure target', 'generated', 'detected', 'real renders', 'seen phrase', 'held-out synonym'],
-      ...r.targets.map((t) => [t.name, String(t.images), pct(t.detection), pct(t.real), ...(['seen in training', 'held-out synonym'] as const).map((p) => byPhrase(t, p))]),
+      ...r.targets.map((t) => [t.name, String(t.images), pct(t.detection), pct(t.real), ...CONCEPT_PHRASES.map(({ phrase }) => byPhrase(t, phrase))]),
     ]),
   );
   lines.push('(detected: top-1 concept among the model\'s concepts is one of the target\'s; styles: predicted style; the last two columns split the generations by the prompt\'s concept phrase: detected/images)');

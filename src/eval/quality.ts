@@ -95,7 +95,8 @@ export interface TargetDetection {
 }
 
 export type ConceptPhrase = 'seen in training' | 'held-out synonym';
-const PHRASES: readonly { seen: boolean; phrase: ConceptPhrase }[] = [
+/** Each concept-phrase group with the `phraseSeen` value that selects it, in report order. */
+export const CONCEPT_PHRASES: readonly { seen: boolean; phrase: ConceptPhrase }[] = [
   { seen: true, phrase: 'seen in training' },
   { seen: false, phrase: 'held-out synonym' },
 ];
@@ -489,20 +490,17 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
     }
     const members = t.members.filter((m) => evaluated.has(m));
     const ids = new Set(members.map((m) => conceptIndex.get(m)!));
-    const rate = (s: Scores, c: Int32Array, keep: (i: number) => boolean = () => true): number | null => {
-      const idx = [...c.keys()].filter((i) => ids.has(c[i]!) && keep(i));
-      return idx.length ? idx.filter((i) => ids.has(s.top[i * s.k]!)).length / idx.length : null;
-    };
-    const images = [...genTruth.concept].filter((c) => ids.has(c)).length;
-    const byPhrase = PHRASES.flatMap(({ seen, phrase }) => {
-      const keep = (i: number): boolean => genItems[i]!.phraseSeen === seen;
-      const n = [...genTruth.concept.keys()].filter((i) => ids.has(genTruth.concept[i]!) && keep(i)).length;
-      return n ? [{ phrase, images: n, detection: rate(sg, genTruth.concept, keep)! }] : [];
+    const ofTarget = (c: Int32Array, keep: (i: number) => boolean = () => true): number[] => [...c.keys()].filter((i) => ids.has(c[i]!) && keep(i));
+    const rate = (s: Scores, idx: number[]): number | null => (idx.length ? idx.filter((i) => ids.has(s.top[i * s.k]!)).length / idx.length : null);
+    const generated = ofTarget(genTruth.concept);
+    const byPhrase = CONCEPT_PHRASES.flatMap(({ seen, phrase }) => {
+      const idx = ofTarget(genTruth.concept, (i) => genItems[i]!.phraseSeen === seen);
+      return idx.length ? [{ phrase, images: idx.length, detection: rate(sg, idx)! }] : [];
     });
-    return { name: t.name, kind: 'concept', members, images, detection: rate(sg, genTruth.concept), real: rate(sr, realTruth.concept), byConceptPhrase: byPhrase };
+    return { name: t.name, kind: 'concept', members, images: generated.length, detection: rate(sg, generated), real: rate(sr, ofTarget(realTruth.concept)), byConceptPhrase: byPhrase };
   });
 
-  const byConceptPhrase = PHRASES.flatMap(({ seen, phrase }) => {
+  const byConceptPhrase = CONCEPT_PHRASES.flatMap(({ seen, phrase }) => {
     const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => genItems[i]!.phraseSeen === seen);
     return a.images ? [{ phrase, ...a }] : [];
   });

@@ -12,7 +12,7 @@ import type { RgbImage } from '../../generate/flux-emoji.js';
 import { captionRecords, canonicalCaption, conceptPhraseSeen } from '../../world/captions.js';
 import { selectConcepts } from '../../world/dataset.js';
 import { VENDORS } from '../../world/vendors.js';
-import type { ConceptPhrase } from '../../eval/quality.js';
+import { CONCEPT_PHRASES, type ConceptPhrase } from '../../eval/quality.js';
 import { ssim as ssimOf } from '../../eval/ssim.js';
 import { fluxMasksFrom, type HostMasks } from './masks.js';
 import { noiseSeed } from './objective.js';
@@ -180,10 +180,10 @@ export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, l
     const pa = await predict(a);
     const pb = await predict(b);
     const perPrompt = pa && pb ? pa.map((before, i) => ({ before, after: pb[i]!, ssim: ss[i]! })) : [];
-    const byConceptPhrase = ([true, false] as const).flatMap((seen) => {
+    const byConceptPhrase = CONCEPT_PHRASES.flatMap(({ seen, phrase }) => {
       const idx = perPrompt.flatMap((_, i) => (items[i]!.seen === seen ? [i] : []));
       const hits = (k: 'before' | 'after'): number => idx.filter((i) => perPrompt[i]![k].hit).length / idx.length;
-      return idx.length ? [{ phrase: seen ? ('seen in training' as const) : ('held-out synonym' as const), prompts: idx.length, before: hits('before'), after: hits('after') }] : [];
+      return idx.length ? [{ phrase, prompts: idx.length, before: hits('before'), after: hits('after') }] : [];
     });
     return { prompts, truth: items.map((x) => x.t), before: rate(pa), after: rate(pb), ssim: ss.reduce((x, y) => x + y, 0) / ss.length, clip, perPrompt, byConceptPhrase };
   };

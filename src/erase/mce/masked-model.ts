@@ -39,7 +39,7 @@ export function foldIntoTensors(weights: Readonly<Record<string, Tensor>>, ops: 
 }
 
 /** The keep-masks of a mask file: the stored ones, or the logits binarised at `threshold`. */
-async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], threshold?: number): Promise<HostMasks> {
+export async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], threshold?: number): Promise<HostMasks> {
   const mf = await loadMasks(path, cfg);
   const keep = threshold !== undefined || Object.keys(mf.keep).length === 0 ? binarize(mf.logits, { kind: 'threshold', threshold: threshold ?? 0 }) : mf.keep;
   if (Object.keys(keep).length === 0) throw new MaskFileError(`${path}: no masks in the file`);
