@@ -29,7 +29,7 @@ export const benchCommand: Command = {
     attacks: { type: 'list', help: 'erasure: comma-separated attacks, or none (default: ring-a-bell,p4d,unlearndiff,mma,inversion,edit,i2p)' },
     shard: { type: 'string', help: 'erasure: run shard I of N (1-based, e.g. 2/4); shards of one sweep take the same flags and may share --out' },
     n: { type: 'number', help: 'erasure: held-out prompts per evaluation group (default 12; --quick 4)' },
-    'mce-iters': { type: 'number', help: 'erasure: MCE optimizer steps per cell, whatever its number of concepts (default 150, one concept\'s mce erase default; --quick 10)' },
+    'mce-iters': { type: 'number', help: 'erasure: MCE optimizer steps per concept of a cell (default 150, as mce erase; --quick 10)' },
     budget: { type: 'string', help: 'erasure: attack budget quick|full (default quick)' },
     'attack-seeds': { type: 'number', help: 'erasure: images per adversarial prompt when measuring attack success (default 8; --quick 2)' },
     seed: { type: 'number', help: 'erasure: seed of every random choice', default: 0 },

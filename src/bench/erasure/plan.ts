@@ -37,7 +37,7 @@ export interface BenchSettings {
   budget: 'quick' | 'full';
   /** Images per adversarial prompt when an attack's success rate is measured. */
   attackSeeds: number;
-  /** MCE optimizer steps per cell, however many concepts the case has (mce erase defaults to 150 per concept). */
+  /** MCE optimizer steps per concept of a cell (as mce erase: 150 per concept). */
   mceIters: number;
   /** Sampling steps for erasure training and evaluation per model (null: the model's default). */
   steps: Record<string, number | null>;
@@ -114,12 +114,16 @@ export function planUnits(s: BenchSettings): { units: BenchUnit[]; skipped: Skip
   return { units, skipped };
 }
 
-/** Rough relative cost of a cell (minutes on this machine), for balancing shards only. */
+/**
+ * Rough cost of a cell in minutes on one thread of this machine, for balancing shards only: from the
+ * unit times of the 2026-11-26 run (an MCE erase 3-4 min per 150 iterations on flux-emoji, a
+ * baseline's under 20 s, metrics ~20 s, a quick attack ~10 s per concept), sd-emoji about twice as slow.
+ */
 export function cellCost(s: BenchSettings, model: string, method: BenchMethod, concepts = 1): number {
   const slow = model.includes('sd') ? 2 : 1;
-  const erase = method === 'mce' ? s.mceIters / 30 : method === 'none' || method === 'sld' || method === 'flowedit' || method === 'uce' ? 0.2 : 2;
+  const erase = method === 'mce' ? (s.mceIters * concepts) / 40 : method === 'none' || method === 'sld' || method === 'flowedit' ? 0 : 0.2;
   // Each concept of a cell is attacked in turn.
-  return slow * (erase + 1 + concepts * s.attacks.length * (s.budget === 'quick' ? 0.5 : 2));
+  return slow * (erase + 0.3 + concepts * s.attacks.length * (s.budget === 'quick' ? 0.17 : 0.7));
 }
 
 /** The units of shard i (0-based) of n: whole cells, longest first onto the least-loaded shard. */
@@ -146,8 +150,9 @@ export function shardUnits(s: BenchSettings, units: readonly BenchUnit[], i: num
 /**
  * What the units compute, versioned: a change to it makes folders of earlier versions refuse to
  * resume or merge. 2: a multi-concept cell's attacks aim at each of its concepts (1: the first only).
+ * 3: MCE trains mceIters per concept of the cell (2: per cell, a third of mce erase's budget for three).
  */
-export const UNITS_VERSION = 2;
+export const UNITS_VERSION = 3;
 
 /** A hash of the settings (and UNITS_VERSION): a results folder only resumes (or merges) runs of the same settings. */
 export function settingsHash(s: BenchSettings): string {

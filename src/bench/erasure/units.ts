@@ -60,8 +60,9 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
     const sets = buildPromptSets(c.concepts, { erasePerTarget: 12, preserve: 12 * c.concepts.length, seed });
     const subject = await loadEraseSubject(u.model, steps ? { steps } : {});
     try {
-      // mce erase's flag defaults (src/cli/erase.ts): 2 noises, single-block MLP masks trained at 0.5.
-      const s = defaultMceSettings(subject.sampler, { iters: ctx.settings.mceIters, seed, noises: 2, lr: { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0.5, attn_linear: 0.5 } });
+      // mce erase's flag defaults (src/cli/erase.ts): 2 noises, single-block MLP masks trained at 0.5,
+      // and as many iterations per concept.
+      const s = defaultMceSettings(subject.sampler, { iters: ctx.settings.mceIters * c.concepts.length, seed, noises: 2, lr: { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0.5, attn_linear: 0.5 } });
       const res = await trainMce(subject.model, sets, s, { dir: join(ctx.dir, 'work', slug(u.cell), 'checkpoints'), checkpointEvery: 10, log: (l) => ctx.log(`  ${l}`) });
       const changed = await writeMceBundle({
         baseDir, baseManifest, family: subject.family, outDir: out, keep: res.binary,
