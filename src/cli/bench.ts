@@ -4,8 +4,10 @@
 // `npm run bench` runs).
 //
 //   mce bench --quick --out runs/bench-quick                 a CI-sized slice, under 5 minutes
-//   mce bench --out runs/bench --shard 2/4                   one of four processes
+//   mce bench --out runs/bench --shard 2/4                   one of four machines
+//   mce bench --out runs/bench --jobs 2                      two processes on this machine
 //   mce bench merge runs/bench-1 runs/bench-2 --out runs/bench
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
@@ -28,6 +30,7 @@ export const benchCommand: Command = {
     cases: { type: 'list', help: 'erasure: comma-separated cases (default: kitchen-knife,vampire,twemoji-style,knife-dagger-vampire)' },
     attacks: { type: 'list', help: 'erasure: comma-separated attacks, or none (default: ring-a-bell,p4d,unlearndiff,mma,inversion,edit,i2p)' },
     shard: { type: 'string', help: 'erasure: run shard I of N (1-based, e.g. 2/4); shards of one sweep take the same flags and may share --out' },
+    jobs: { type: 'number', help: `erasure: worker processes on this machine, one thread each (default: the CPUs available, ${availableParallelism()} here); results do not depend on it` },
     n: { type: 'number', help: 'erasure: held-out prompts per evaluation group (default 12; --quick 4)' },
     'mce-iters': { type: 'number', help: 'erasure: MCE optimizer steps per concept of a cell (default 150, as mce erase; --quick 10)' },
     budget: { type: 'string', help: 'erasure: attack budget quick|full (default quick)' },
@@ -76,6 +79,7 @@ async function erasure(flags: FlagValues): Promise<number> {
   s.n = int('n', 1, 1000) ?? s.n;
   s.mceIters = int('mce-iters', 1, 100000) ?? s.mceIters;
   s.attackSeeds = int('attack-seeds', 1, 1000) ?? s.attackSeeds;
+  const jobs = int('jobs', 1, 256) ?? availableParallelism();
   const budget = flags['budget'];
   if (budget !== undefined) {
     if (budget !== 'quick' && budget !== 'full') throw new UsageError(`mce bench: --budget must be quick or full, got '${String(budget)}'`);
@@ -85,10 +89,11 @@ async function erasure(flags: FlagValues): Promise<number> {
   const dir = (flags['out'] as string | undefined) ?? (flags['quick'] ? 'runs/bench-quick' : 'runs/bench');
   const { useBackend } = await import('../engine/backend.js');
   const { runErasureBench } = await import('../bench/erasure/run.js');
+  const { runBenchJobs } = await import('../bench/erasure/jobs.js');
   await useBackend();
   let r;
   try {
-    r = await runErasureBench(s, { dir, shard });
+    r = jobs > 1 ? await runBenchJobs(s, { dir, shard, jobs }) : await runErasureBench(s, { dir, shard });
   } catch (e) {
     throw new UserError((e as Error).message.split('\n')[0]!);
   }

@@ -1,6 +1,7 @@
 // mce bench end to end on a tiny FLUX bundle, in child processes: a run killed (SIGKILL) after its
 // first unit and rerun finishes with the same results as three shards run as separate processes
-// and merged (numbers compared; times, memory and file paths aside).
+// and merged, and as one run spread over three local jobs (numbers compared; times, memory and
+// file paths aside).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -35,13 +36,13 @@ function comparable(r: BenchRow): unknown {
   return JSON.parse(JSON.stringify({ ...r, seconds: 0, data: r.data }, (k, v) => (['peakRssMiB', 'seconds', 'trainSeconds', 'earlierSeconds', 'attackSeconds', 'file', 'bundle'].includes(k) ? undefined : v)));
 }
 
-test('mce bench: kill -9 and resume equals an uninterrupted sweep split in 3 shard processes and merged', async () => {
+test('mce bench: kill -9 and resume equals an uninterrupted sweep split in 3 shard processes and merged, and --jobs 3', async () => {
   await useBackend();
   const dir = mkdtempSync(join(tmpdir(), 'mce-bench-e2e-'));
   try {
     const base = join(dir, 'base');
     await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'a kitchen knife', 'kitchen knife', 'knife', 'spoon', 'dagger', 'fork', 'cat']);
-    const flags = ['--models', base, '--methods', 'none,uce,sld', '--cases', 'kitchen-knife', '--attacks', 'none', '--n', '2'];
+    const flags = ['--models', base, '--methods', 'none,uce,sld', '--cases', 'kitchen-knife', '--attacks', 'none', '--n', '2', '--jobs', '1'];
     const whole = join(dir, 'whole');
     await killAfterRows(['bench', ...flags, '--out', whole], join(whole, 'results.jsonl'), 2);
     const killedRows = readRows(whole).length;
@@ -56,11 +57,18 @@ test('mce bench: kill -9 and resume equals an uninterrupted sweep split in 3 sha
     const merged = await runCli(['bench', 'merge', ...[1, 2, 3].map((i) => join(dir, `shard-${i}`)), '--out', join(dir, 'merged')]);
     assert.equal(merged.code, 0, merged.err);
     assert.match(merged.err, /6 rows from 3 folders .* complete/);
+    const jobs = join(dir, 'jobs');
+    const local = await runCli(['bench', ...flags.slice(0, -2), '--jobs', '3', '--out', jobs]);
+    assert.equal(local.code, 0, local.err);
+    assert.match(local.err, /\[job 3\/3\] mce bench: 2 units \(job 3\/3 of 6\)/);
+    assert.ok([1, 2, 3].every((i) => existsSync(join(jobs, `results.job-${i}-of-3.jsonl`))));
+    assert.match(readFileSync(join(jobs, 'table.md'), 'utf8'), /\| uce \| /);
+
     const key = (rows: BenchRow[]): unknown[] => rows.sort((a, b) => (a.unit < b.unit ? -1 : 1)).map(comparable);
     const a = key(readRows(whole));
-    const b = key(readRows(join(dir, 'merged')));
     assert.equal(a.length, 6);
-    assert.deepEqual(b, a);
+    assert.deepEqual(key(readRows(join(dir, 'merged'))), a);
+    assert.deepEqual(key(readRows(jobs)), a);
     // Real numbers came back: UCE changed some parameters, SLD (a wrapper) none.
     const erase = (m: string): Record<string, unknown> => readRows(whole).find((r) => r.unit.endsWith(`/${m}/kitchen-knife/erase`))!.data;
     assert.ok((erase('uce')['changed'] as { params: number }).params > 0);

@@ -1,9 +1,12 @@
 // Running the erasure benchmark (or one shard of it): the plan's units in order, each skipped when
 // the folder's results already hold it (resume after a kill), each row appended as the unit ends.
 // A failing unit is recorded with its one-line error and the run goes on; the cell's later units
-// then fail fast with "erase unit did not finish". Progress: one line per unit with ETA.
+// then fail fast with "erase unit did not finish". Progress: one line per unit with ETA. Every
+// unit runs on one thread, so that results do not depend on how the sweep was split (--jobs,
+// --shard): float sums run in the same order in every process.
+import { nativeAddon } from '../../engine/native.js';
 import { Progress } from '../../train/progress.js';
-import { planUnits, settingsHash, shardUnits, type BenchSettings, type SkippedCell } from './plan.js';
+import { planUnits, settingsHash, shardUnits, type BenchSettings, type BenchUnit, type SkippedCell } from './plan.js';
 import { appendRow, claimFolder, readRows, resultsFile, type BenchRow } from './store.js';
 import { runUnit } from './units.js';
 
@@ -11,6 +14,8 @@ export interface BenchRunOptions {
   dir: string;
   /** 0-based shard index and count (null: everything). */
   shard?: { i: number; n: number } | null;
+  /** 0-based local job index and count inside the shard (jobs.ts), null: the whole shard. */
+  job?: { i: number; n: number } | null;
   log?: (line: string) => void;
   progress?: boolean;
 }
@@ -30,14 +35,16 @@ export async function runErasureBench(s: BenchSettings, o: BenchRunOptions): Pro
   const hash = settingsHash(s);
   const plan = planUnits(s);
   const shard = o.shard ?? null;
-  const mine = shardUnits(s, plan.units, shard?.i ?? 0, shard?.n ?? 1);
+  const job = o.job ?? null;
+  const mine = shardUnits(s, shardUnits(s, plan.units, shard?.i ?? 0, shard?.n ?? 1), job?.i ?? 0, job?.n ?? 1);
   const done = new Set(readRows(o.dir).filter((r) => r.status === 'ok' && r.settings === hash).map((r) => r.unit));
   const todo = mine.filter((u) => !done.has(u.id));
-  const file = resultsFile(o.dir, shard);
-  log(`mce bench: ${mine.length} units${shard && shard.n > 1 ? ` (shard ${shard.i + 1}/${shard.n} of ${plan.units.length})` : ''}, ${mine.length - todo.length} already done, ${plan.skipped.length} cells not applicable; cases ${s.cases.join(', ')} -> ${o.dir}`);
+  const file = resultsFile(o.dir, shard, job);
+  const slice = [shard && shard.n > 1 ? `shard ${shard.i + 1}/${shard.n}` : '', job && job.n > 1 ? `job ${job.i + 1}/${job.n}` : ''].filter(Boolean).join(', ');
+  log(`mce bench: ${mine.length} units${slice ? ` (${slice} of ${plan.units.length})` : ''}, ${mine.length - todo.length} already done, ${plan.skipped.length} cells not applicable; cases ${s.cases.join(', ')} -> ${o.dir}`);
   const progress = new Progress({ total: todo.length, label: 'bench', quiet: o.progress === false });
   let failed = 0;
-  for (const [k, u] of todo.entries()) {
+  const runOne = async (u: BenchUnit): Promise<BenchRow> => {
     let peak = process.memoryUsage().rss;
     const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 250);
     const t = performance.now();
@@ -56,8 +63,18 @@ export async function runErasureBench(s: BenchSettings, o: BenchRunOptions): Pro
     const earlier = typeof row.data['earlierSeconds'] === 'number' ? row.data['earlierSeconds'] : 0;
     row.seconds = Number(((performance.now() - t) / 1000 + earlier).toFixed(2));
     row.data['peakRssMiB'] = Math.round(peak / 2 ** 20);
-    appendRow(file, row);
-    progress.update(k + 1, {}, { unit: u.id });
+    return row;
+  };
+  const addon = nativeAddon();
+  const threads = addon?.getThreads() ?? 1;
+  addon?.setThreads(1);
+  try {
+    for (const [k, u] of todo.entries()) {
+      appendRow(file, await runOne(u));
+      progress.update(k + 1, {}, { unit: u.id });
+    }
+  } finally {
+    addon?.setThreads(threads);
   }
   progress.finish();
   return { ran: todo.length, resumed: mine.length - todo.length, failed, skipped: plan.skipped, seconds: (performance.now() - t0) / 1000 };

@@ -1,6 +1,6 @@
 // The benchmark's results store: JSON Lines, one row per finished unit, appended as each unit ends,
 // so a killed run loses at most the unit it was in. A shard writes its own file
-// (results.shard-I-of-N.jsonl) so that shards sharing a folder (GNU parallel, one NFS folder for a
+// (results.shard-I-of-N.jsonl; a local job of --jobs, .job-J-of-K) so that shards sharing a folder (GNU parallel, one NFS folder for a
 // Slurm array) never write the same file; reading takes every results*.jsonl of a folder. A torn
 // last line (a kill mid-append) is ignored, and a later row for the same unit wins.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
@@ -24,8 +24,12 @@ export interface BenchRow {
   error?: string;
 }
 
-export function resultsFile(dir: string, shard: { i: number; n: number } | null): string {
-  return join(dir, shard && shard.n > 1 ? `results.shard-${shard.i + 1}-of-${shard.n}.jsonl` : 'results.jsonl');
+type Slice = { i: number; n: number } | null | undefined;
+
+/** results.jsonl, or results.shard-I-of-N[.job-J-of-K].jsonl for a shard's (and a local job's) slice. */
+export function resultsFile(dir: string, shard: Slice, job?: Slice): string {
+  const part = (name: string, x: Slice): string => (x && x.n > 1 ? `.${name}-${x.i + 1}-of-${x.n}` : '');
+  return join(dir, `results${part('shard', shard)}${part('job', job)}.jsonl`);
 }
 
 export function appendRow(file: string, row: BenchRow): void {
