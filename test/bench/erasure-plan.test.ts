@@ -9,6 +9,7 @@ import { fullSettings, planUnits, quickSettings, settingsHash, shardUnits } from
 import { appendRow, claimFolder, readRows, resultsFile, type BenchRow } from '../../src/bench/erasure/store.js';
 import { mergeResults } from '../../src/bench/erasure/merge.js';
 import { benchTables } from '../../src/bench/erasure/table.js';
+import { benchTime } from '../../src/bench/erasure/time.js';
 
 test('the full plan: both families, 4 cases, every method on every case (the multi-concept one too), FlowEdit only on FLUX', () => {
   const s = fullSettings();
@@ -108,4 +109,26 @@ test('the table: one row per method with detection before -> after, preservation
   assert.match(t, /\| none \| 75% → 75% \| 50\.0 \| 1\.000 \|/);
   assert.match(t, /\| mce \| 75% → 13% \| 50\.0 \| 0\.900 \| 0\.100 \| 50\.0 \| 0\.010 \| 25% \| 50% \| 30% \| 1 \| 500 \| 5\.00% \|/);
   assert.match(t, /- flux-emoji\/uce\/kitchen-knife\/erase: boom/);
+});
+
+test('bench time: totals by family and kind, and the slowest shard of each --shard split from the recorded unit times', () => {
+  const s = fullSettings();
+  const { units } = planUnits(s);
+  const h = settingsHash(s);
+  // Every unit takes 1 s except the sd-emoji MCE erases (100 s each): 4 cells that 2 shards must share.
+  const rows = units.map((u) => ({ ...row(u.id, 'ok', {}, h), seconds: u.model === 'sd-emoji' && u.method === 'mce' && u.kind === 'erase' ? 100 : 1 }));
+  const t = benchTime(rows, s, [1, 2, 4]);
+  assert.equal(t.units, units.length);
+  assert.ok(t.complete);
+  assert.equal(t.seconds, units.length - 4 + 400);
+  assert.equal(t.byModel['sd-emoji']! + t.byModel['flux-emoji']!, t.seconds);
+  assert.equal(t.byKind['erase'], 68 - 4 + 400);
+  assert.equal(t.shards[0]!.slowest, t.seconds);
+  for (const { n, slowest } of t.shards.slice(1)) {
+    const each = Array.from({ length: n }, (_, i) => shardUnits(s, units, i, n).reduce((a, u) => a + rows.find((r) => r.unit === u.id)!.seconds, 0));
+    assert.equal(slowest, Math.max(...each));
+    assert.ok(slowest >= t.seconds / n && slowest < t.seconds / n + 110, `${n} shards: ${each}`);
+  }
+  assert.match(benchTables(rows.slice(0, 10), s), /Time: 10 units \(not all of the plan yet\), 0:10 of unit time \(flux-emoji 0:10, sd-emoji 0:00; erase 0:02, metrics 0:01, attack 0:07\)/);
+  assert.equal(benchTime(rows.slice(1), s).complete, false);
 });

@@ -10,6 +10,8 @@ import { imageGrid, type RgbImage } from '../../generate/index.js';
 import { BENCH_METHODS, type BenchSettings } from './plan.js';
 import type { BenchRow } from './store.js';
 import { benchSummary } from './summary.js';
+import { benchTime } from './time.js';
+import { formatDuration } from '../../train/progress.js';
 
 type Num = number | null;
 const pct = (x: Num): string => (x === null ? '' : `${(100 * x).toFixed(0)}%`);
@@ -50,6 +52,13 @@ export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string
     }
     out.push('');
   }
+  const t = benchTime(rows as BenchRow[], s);
+  const hm = (x: number): string => formatDuration(x);
+  out.push(
+    `Time: ${t.units} units${t.complete ? '' : ' (not all of the plan yet)'}, ${hm(t.seconds)} of unit time (${Object.entries(t.byModel).map(([m, x]) => `${m} ${hm(x)}`).join(', ')}; ${Object.entries(t.byKind).map(([k, x]) => `${k} ${hm(x)}`).join(', ')}). ` +
+      `Split by --shard over n one-thread processes on free cores or machines, the slowest shard's units take: ${t.shards.map((x) => `n = ${x.n}: ${hm(x.slowest)}`).join(', ')}.`,
+    '',
+  );
   if (summary.failed.length) {
     out.push('Units that failed:', '');
     for (const r of summary.failed) out.push(`- ${r.unit}: ${r.error}`);
