@@ -29,6 +29,11 @@ export interface ProgressOptions {
   smoothing?: number;
   /** Number of recent updates the it/s estimate is taken over (default 50). */
   window?: number;
+  /**
+   * Estimated cost of each step, when steps differ (a benchmark's units): the ETA is then the
+   * estimated cost left over the cost done per second, not steps left over steps per second.
+   */
+  work?: readonly number[];
 }
 
 /** '1:02:03', '2:03', '0:05'. */
@@ -66,6 +71,8 @@ export class Progress {
   private readonly window: number;
   private readonly startStep: number;
   private readonly elapsedOffset: number;
+  /** Cumulative estimated cost before step k (work[0..k)); null: every step costs the same. */
+  private readonly done: number[] | null;
   private readonly t0: number;
   private step: number;
   private readonly ema = new Map<string, { s: number; n: number }>();
@@ -89,6 +96,7 @@ export class Progress {
     this.startStep = opts.start ?? 0;
     this.elapsedOffset = opts.elapsedOffset ?? 0;
     this.step = this.startStep;
+    this.done = opts.work ? opts.work.reduce((acc, w) => (acc.push(acc[acc.length - 1]! + w), acc), [0]) : null;
     this.t0 = this.now();
     this.samples.push({ t: this.t0, step: this.startStep });
   }
@@ -163,6 +171,14 @@ export class Progress {
 
   /** Estimated seconds left (NaN when unknown). */
   eta(): number {
+    if (this.done) {
+      const w = (step: number): number => this.done![Math.min(Math.max(step, 0), this.done!.length - 1)]!;
+      const a = this.samples[0]!;
+      const b = this.samples[this.samples.length - 1]!;
+      const rate = (w(b.step) - w(a.step)) / ((b.t - a.t) / 1000);
+      if (!(rate > 0)) return NaN;
+      return Number.isFinite(rate) ? (w(this.total) - w(this.step)) / rate : 0;
+    }
     const r = this.rate();
     if (!(r > 0)) return NaN;
     return Number.isFinite(r) ? (this.total - this.step) / r : 0;

@@ -73,3 +73,17 @@ test('formatting helpers', () => {
   assert.equal(formatNumber(3), '3');
   assert.equal(formatNumber(123456), '1.23e+5');
 });
+
+test('work: with steps of unequal estimated cost, the ETA is the cost left over the cost done per second', () => {
+  let t = 0;
+  // Four steps: a long one (estimated 10) first, then three short ones (1 each).
+  const p = new Progress({ total: 4, label: 'bench', write: () => {}, now: () => t, work: [10, 1, 1, 1] });
+  t += 20_000; // the long step took 20 s: 0.5 cost units per second
+  p.update(1);
+  assert.equal(p.eta(), 6, 'three short steps of cost 1 at 0.5 per second');
+  t = 0;
+  const even = new Progress({ total: 4, label: 'bench', write: () => {}, now: () => t });
+  t += 20_000;
+  even.update(1);
+  assert.equal(even.eta(), 60, 'without work every step counts the same: 3 steps at 20 s');
+});

@@ -115,26 +115,28 @@ export function planUnits(s: BenchSettings): { units: BenchUnit[]; skipped: Skip
 }
 
 /**
- * Rough cost of a cell in minutes on one thread of this machine, for balancing shards only: from the
- * unit times of the 2026-11-26 run (an MCE erase 3-4 min per 150 iterations on flux-emoji, a
- * baseline's under 20 s, metrics ~20 s, a quick attack ~10 s per concept), sd-emoji about twice as slow.
+ * Rough cost of a unit in minutes on one thread of this machine, for balancing shards and for the
+ * ETA only: from the unit times of the 2026-11-26 run (an MCE erase 3-4 min per 150 iterations on
+ * flux-emoji, a baseline's under 20 s, metrics ~20 s, a quick attack ~10 s per concept), sd-emoji
+ * about twice as slow.
  */
-export function cellCost(s: BenchSettings, model: string, method: BenchMethod, concepts = 1): number {
-  const slow = model.includes('sd') ? 2 : 1;
-  const erase = method === 'mce' ? (s.mceIters * concepts) / 40 : method === 'none' || method === 'sld' || method === 'flowedit' ? 0 : 0.2;
+export function unitCost(s: BenchSettings, u: Pick<BenchUnit, 'kind' | 'model' | 'method' | 'case'>): number {
+  const slow = u.model.includes('sd') ? 2 : 1;
+  const concepts = benchCase(u.case).concepts.length;
+  if (u.kind === 'metrics') return slow * 0.3;
   // Each concept of a cell is attacked in turn.
-  return slow * (erase + 0.3 + concepts * s.attacks.length * (s.budget === 'quick' ? 0.17 : 0.7));
+  if (u.kind === 'attack') return slow * concepts * (s.budget === 'quick' ? 0.17 : 0.7);
+  if (u.method === 'mce') return (slow * s.mceIters * concepts) / 40;
+  return u.method === 'none' || u.method === 'sld' || u.method === 'flowedit' ? 0 : slow * 0.2;
 }
 
 /** The units of shard i (0-based) of n: whole cells, longest first onto the least-loaded shard. */
 export function shardUnits(s: BenchSettings, units: readonly BenchUnit[], i: number, n: number): BenchUnit[] {
   if (!(Number.isInteger(n) && n >= 1 && Number.isInteger(i) && i >= 0 && i < n)) throw new Error(`bad shard ${i}/${n}`);
   if (n === 1) return [...units];
-  const cells = [...new Set(units.map((u) => u.cell))];
-  const cost = new Map(cells.map((c) => {
-    const u = units.find((x) => x.cell === c)!;
-    return [c, cellCost(s, u.model, u.method, benchCase(u.case).concepts.length)];
-  }));
+  const cost = new Map<string, number>();
+  for (const u of units) cost.set(u.cell, (cost.get(u.cell) ?? 0) + unitCost(s, u));
+  const cells = [...cost.keys()];
   cells.sort((a, b) => cost.get(b)! - cost.get(a)! || (a < b ? -1 : 1));
   const load = new Array<number>(n).fill(0);
   const owner = new Map<string, number>();

@@ -6,7 +6,7 @@
 // --shard): float sums run in the same order in every process.
 import { nativeAddon } from '../../engine/native.js';
 import { Progress } from '../../train/progress.js';
-import { planUnits, settingsHash, shardUnits, type BenchSettings, type BenchUnit, type SkippedCell } from './plan.js';
+import { planUnits, settingsHash, shardUnits, unitCost, type BenchSettings, type BenchUnit, type SkippedCell } from './plan.js';
 import { appendRow, claimFolder, readRows, resultsFile, type BenchRow } from './store.js';
 import { runUnit } from './units.js';
 
@@ -42,7 +42,8 @@ export async function runErasureBench(s: BenchSettings, o: BenchRunOptions): Pro
   const file = resultsFile(o.dir, shard, job);
   const slice = [shard && shard.n > 1 ? `shard ${shard.i + 1}/${shard.n}` : '', job && job.n > 1 ? `job ${job.i + 1}/${job.n}` : ''].filter(Boolean).join(', ');
   log(`mce bench: ${mine.length} units${slice ? ` (${slice} of ${plan.units.length})` : ''}, ${mine.length - todo.length} already done, ${plan.skipped.length} cells not applicable; cases ${s.cases.join(', ')} -> ${o.dir}`);
-  const progress = new Progress({ total: todo.length, label: 'bench', quiet: o.progress === false });
+  // Units differ a hundredfold (an MCE erase against an attack): the ETA weighs them by the plan's estimate.
+  const progress = new Progress({ total: todo.length, label: 'bench', quiet: o.progress === false, work: todo.map((u) => unitCost(s, u)) });
   let failed = 0;
   const runOne = async (u: BenchUnit): Promise<BenchRow> => {
     let peak = process.memoryUsage().rss;
