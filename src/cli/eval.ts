@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { QualityResult } from '../eval/quality.js';
 import { numericFlags, typedCommand, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
+import { BINARIZE_HELP, binarizeFlag } from './binarize-flag.js';
 
 /** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
 export interface EvalSubcommand {
@@ -55,6 +56,7 @@ export const evalCommand: Command = {
     masks: { type: 'string', help: 'erasure: masks.safetensors (from mce erase, or merged)' },
     concept: { type: 'list', help: 'erasure: the erased concept(s), as given to mce erase' },
     n: { type: 'number', help: 'erasure: held-out prompts per group (erase, neighbours, others), as mce erase --eval', default: 48 },
+    binarize: { type: 'string', help: `erasure: ${BINARIZE_HELP}` },
   },
   async run(args, flags) {
     const what = args[0];
@@ -186,6 +188,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const seed = int('seed', 0, 2 ** 32 - 1)!;
   const steps = int('steps', 1, 200);
   const cfg = num('cfg', 0, 50);
+  const binarize = await binarizeFlag('mce eval erasure', flags);
   const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
   const { buildPromptSets } = await import('../erase/mce/prompts.js');
   const { UnknownConceptError } = await import('../world/catalogue.js');
@@ -214,11 +217,11 @@ async function runErasure(flags: FlagValues): Promise<number> {
     throw e;
   }
   try {
-    // The keep-masks mce generate --masks samples with (0/1 binarise to themselves at 0).
+    // The keep-masks mce generate --masks samples with, or the logits binarised by --binarize.
     let masks;
     try {
       const arch = subject.maskArch;
-      masks = await keepMasks(masksPath, 'cfg' in arch ? arch.cfg : arch);
+      masks = await keepMasks(masksPath, 'cfg' in arch ? arch.cfg : arch, binarize);
     } catch (e) {
       if (e instanceof MaskFileError) throw new UserError(e.message);
       throw e;
@@ -230,6 +233,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
     const report = {
       command: typedCommand(),
       masks: masksPath,
+      ...(binarize ? { binarize: (await import('../erase/mce/masks.js')).formatBinarize(binarize) } : {}),
       concepts: sets.targets.map((t) => t.name),
       model: modelName,
       sampler: subject.samplerRecord,

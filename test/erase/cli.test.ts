@@ -30,6 +30,8 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors'], 2, /^mce eval erasure: --concept NAME is required/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'vampyre'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'dagger', '--n', '0'], 2, /--n must be/],
+    [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'dagger', '--binarize', 'topk-layer:2'], 2, /^mce eval erasure: --binarize: binarisation rule 'topk-layer:2': the kept fraction must be from 0 to 1/],
+    [['generate', '--prompt', 'a cat', '--binarize', 'threshold', '--out', '/tmp/mce-never/x.png'], 2, /^mce generate: --binarize needs --masks/],
     ...(existsSync(CLIP) || !existsSync(SHIPPED)
       ? []
       : [[['erase', '--concept', 'dagger', '--filter', '0.9', '--out', join(tmpdir(), 'mce-filter-out')], 1, /^mce: the pair filter needs the emoji CLIP weights/] as [string[], number, RegExp]]),
@@ -80,6 +82,17 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     const drop = (e: Record<string, unknown>) => ({ ...e, seconds: 0 });
     assert.deepEqual(drop(again0.evaluation), drop(summary.evaluation as unknown as Record<string, unknown>));
     assert.equal(again0.acceptance.length, 6);
+    // --binarize binarises the logits again: at threshold 0 they are the stored masks; far below every logit every unit is kept (the original model).
+    const th = async (t: string) => {
+      const r = await runCli(['eval', 'erasure', '--masks', join(out, 'masks.safetensors'), '--concept', 'kitchen knife', '--steps', '2', '--n', '2', '--json', '--binarize', `threshold:${t}`]);
+      assert.equal(r.code, 0, r.err);
+      return JSON.parse(r.out) as { binarize: string; evaluation: { erase: { before: number; after: number; ssim: number } } & Record<string, unknown> };
+    };
+    const [at0, keepAll] = await Promise.all([th('0'), th('-1000')]);
+    assert.equal(at0.binarize, 'threshold:0');
+    assert.deepEqual(drop(at0.evaluation), drop(again0.evaluation));
+    assert.equal(keepAll.evaluation.erase.after, keepAll.evaluation.erase.before);
+    assert.equal(keepAll.evaluation.erase.ssim, 1);
     // Rerunning the same command resumes (already complete).
     const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--out', out]);
     assert.equal(again.code, 0, again.err);

@@ -13,7 +13,7 @@ import {
   HARD_CONCRETE_DEFAULTS, deadZone, hardConcrete, hardConcreteScalar, hardConcreteUniform, deterministicMask,
 } from '../../src/erase/mce/hardconcrete.js';
 import {
-  DEFAULT_GROUP_LR, binarize, fluxMasksFrom, formatSparsity, groupOf, hostLogits, initMaskLogits, masksFromLogits, mergeMasks,
+  DEFAULT_GROUP_LR, binarize, fluxMasksFrom, formatBinarize, formatSparsity, parseBinarize, groupOf, hostLogits, initMaskLogits, masksFromLogits, mergeMasks,
   optimizerGroups, sparsityReport,
 } from '../../src/erase/mce/masks.js';
 import { loadMasks, saveMasks } from '../../src/erase/mce/maskfile.js';
@@ -160,4 +160,17 @@ test('optional sparsity term: L1 on sigmoid(logits) and expected L0, with gradie
   assert.ok(Math.abs(r0.value - (sig(0 - shift) + sig(2 - shift) + sig(-1 - shift)) / 3) < 1e-5);
   assert.equal(sparsityTerm(l, { kind: 'none', weight: 1 }, HARD_CONCRETE_DEFAULTS).grads, null);
   tf.dispose([...l, ...r.grads!, ...r0.grads!]);
+});
+
+test('binarisation rules from the command line: parse, read back, one-line errors', () => {
+  assert.deepEqual(parseBinarize('threshold'), { kind: 'threshold', threshold: 0 });
+  assert.deepEqual(parseBinarize('threshold:-3.5'), { kind: 'threshold', threshold: -3.5 });
+  assert.deepEqual(parseBinarize('topk-layer:0.9'), { kind: 'topk-layer', keep: 0.9 });
+  assert.deepEqual(parseBinarize('topk-global:1'), { kind: 'topk-global', keep: 1 });
+  for (const r of ['threshold:-3.5', 'topk-layer:0.9', 'topk-global:0']) assert.equal(formatBinarize(parseBinarize(r)), r);
+  assert.throws(() => parseBinarize('threshold:x'), /^Error: binarisation rule 'threshold:x': the threshold must be a number/);
+  assert.throws(() => parseBinarize('topk-global'), /the kept fraction must be from 0 to 1/);
+  assert.throws(() => parseBinarize('topk-layer:1.5'), /the kept fraction must be from 0 to 1/);
+  assert.throws(() => parseBinarize('top:0.5'), /unknown kind \(threshold:T, topk-layer:F or topk-global:F\)/);
+  assert.throws(() => parseBinarize('threshold:1:2'), /too many parts/);
 });

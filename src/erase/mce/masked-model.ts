@@ -13,11 +13,11 @@ import { SD_EMOJI_FORMAT, generateSd, loadSdEmoji } from '../../generate/sd-emoj
 import { foldPlan, type FoldOp } from './apply.js';
 import { unetFoldPlan } from './apply-unet.js';
 import { loadMasks, MaskFileError } from './maskfile.js';
-import { binarize, type HostMasks } from './masks.js';
+import { binarize, type Binarize, type HostMasks } from './masks.js';
 
 export interface MaskedModelOptions {
-  /** Binarise the stored logits at this threshold instead of using the stored keep-masks. */
-  threshold?: number;
+  /** Binarise the stored logits by this rule instead of using the stored keep-masks. */
+  binarize?: Binarize;
 }
 
 /** Weights with fold ops applied: new tensors for the changed ones (listed in `made`), the others as they are. */
@@ -38,10 +38,10 @@ export function foldIntoTensors(weights: Readonly<Record<string, Tensor>>, ops: 
   return { weights: out, made: [...made] };
 }
 
-/** The keep-masks of a mask file: the stored ones, or the logits binarised at `threshold`. */
-export async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], threshold?: number): Promise<HostMasks> {
+/** The keep-masks of a mask file: the stored ones, or its logits binarised by `rule` (or at 0 when it stores none). */
+export async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], rule?: Binarize): Promise<HostMasks> {
   const mf = await loadMasks(path, cfg);
-  const keep = threshold !== undefined || Object.keys(mf.keep).length === 0 ? binarize(mf.logits, { kind: 'threshold', threshold: threshold ?? 0 }) : mf.keep;
+  const keep = rule || Object.keys(mf.keep).length === 0 ? binarize(mf.logits, rule ?? { kind: 'threshold', threshold: 0 }) : mf.keep;
   if (Object.keys(keep).length === 0) throw new MaskFileError(`${path}: no masks in the file`);
   return keep;
 }
@@ -53,12 +53,12 @@ export async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[
 export async function loadMaskedModel(nameOrPath: string, masksPath: string, opts: MaskedModelOptions = {}): Promise<TextToImageModel> {
   const format = String(readManifest(nameOrPath).manifest['format']);
   if (format === FLUX_EMOJI_FORMAT) {
-    return withFolded(await loadFluxEmoji(nameOrPath), 'flow', fluxGenerate, async (m) => foldPlan(m.cfg, await keepMasks(masksPath, m.cfg, opts.threshold)));
+    return withFolded(await loadFluxEmoji(nameOrPath), 'flow', fluxGenerate, async (m) => foldPlan(m.cfg, await keepMasks(masksPath, m.cfg, opts.binarize)));
   }
   if (format === SD_EMOJI_FORMAT) {
     return withFolded(await loadSdEmoji(nameOrPath), 'diffusion', generateSd, async (m) => {
       const shapes = new Map(Object.entries(m.weights).map(([n, t]) => [n, t.shape]));
-      return unetFoldPlan(shapes, await keepMasks(masksPath, { unet: m.cfg }, opts.threshold));
+      return unetFoldPlan(shapes, await keepMasks(masksPath, { unet: m.cfg }, opts.binarize));
     });
   }
   throw new ModelLoadError(`${nameOrPath}: masks apply to ${FLUX_EMOJI_FORMAT} and ${SD_EMOJI_FORMAT} bundles, this one is '${format}'`);

@@ -179,6 +179,35 @@ function topkKeep(values: { v: number; layer: string; i: number }[], keep: numbe
   }
 }
 
+/**
+ * A binarisation rule as the command line writes it: 'threshold:T' (keep a unit iff its logit is
+ * above T; 'threshold' alone is T = 0, the reference's rule), 'topk-layer:F' or 'topk-global:F'
+ * (keep the fraction F with the largest logits in each layer, or across each group's layers).
+ */
+export function parseBinarize(raw: string): Binarize {
+  const [kind, arg, extra] = raw.split(':');
+  const value = arg === undefined || arg === '' ? NaN : Number(arg);
+  const fail = (why: string): never => {
+    throw new Error(`binarisation rule '${raw}': ${why} (threshold:T, topk-layer:F or topk-global:F)`);
+  };
+  if (extra !== undefined) fail('too many parts');
+  if (kind === 'threshold') {
+    if (arg === undefined) return { kind, threshold: 0 };
+    if (!Number.isFinite(value)) fail('the threshold must be a number');
+    return { kind, threshold: value };
+  }
+  if (kind === 'topk-layer' || kind === 'topk-global') {
+    if (!(value >= 0 && value <= 1)) fail('the kept fraction must be from 0 to 1');
+    return { kind, keep: value };
+  }
+  return fail('unknown kind');
+}
+
+/** A rule as parseBinarize reads it back. */
+export function formatBinarize(rule: Binarize): string {
+  return rule.kind === 'threshold' ? `threshold:${rule.threshold ?? 0}` : `${rule.kind}:${rule.keep}`;
+}
+
 /** Binary keep-masks (1 keep, 0 prune) from host logits. */
 export function binarize(logits: Readonly<HostMasks>, rule: Binarize = { kind: 'threshold' }): HostMasks {
   const out: HostMasks = {};
