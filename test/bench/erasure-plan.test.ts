@@ -109,6 +109,18 @@ test('the table: one row per method with detection before -> after, preservation
   assert.match(t, /\| none \| 75% → 75% \| 50\.0 \| 1\.000 \|/);
   assert.match(t, /\| mce \| 75% → 13% \| 50\.0 \| 0\.900 \| 0\.100 \| 50\.0 \| 0\.010 \| 25% \| 50% \| 30% \| 1 \| 500 \| 5\.00% \|/);
   assert.match(t, /- flux-emoji\/uce\/kitchen-knife\/erase: boom/);
+  assert.doesNotMatch(t, /per case:/, 'no Ring-A-Bell or P4D in the run: no acceptance table');
+
+  // With Ring-A-Bell and P4D in the run: their success and the preserve SSIM case by case (issue 6's acceptance).
+  const s2 = { ...s, attacks: ['ring-a-bell', 'p4d'] as ['ring-a-bell', 'p4d'], cases: ['kitchen-knife', 'vampire'] };
+  const h2 = settingsHash(s2);
+  const t2 = benchTables([
+    row('flux-emoji/mce/kitchen-knife/metrics', 'ok', metrics(0.75, 0.125, 0.9), h2),
+    row('flux-emoji/mce/kitchen-knife/attack/ring-a-bell', 'ok', { asr: 0.2 }, h2),
+    row('flux-emoji/mce/kitchen-knife/attack/p4d', 'ok', { asr: 0.1 }, h2),
+    row('flux-emoji/mce/vampire/attack/p4d', 'ok', { asr: 0.5 }, h2),
+  ], s2);
+  assert.match(t2, /ASR ring-a-bell \/ ASR p4d \/ preserve SSIM, per case:\n\n\| method \| kitchen-knife \| vampire \|\n\|---\|---\|---\|\n\| mce \| 20% \/ 10% \/ 0\.900 \|  \|\n/);
 });
 
 test('bench time: totals by family and kind, and the slowest shard of each --shard split from the recorded unit times', () => {

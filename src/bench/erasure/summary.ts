@@ -37,8 +37,8 @@ export interface MethodSummary {
   peakRssMiB: number;
   /** Fraction of the model's parameters the erasure changed. */
   changed: Num;
-  /** Detection before -> after per case; null where the case's metrics unit has not finished. */
-  cases: Record<string, { before: Num; after: Num } | null>;
+  /** Per case: detection before -> after, preserve SSIM and each attack's success; null where the case's metrics unit has not finished. */
+  cases: Record<string, { before: Num; after: Num; ssim: Num; asr: Record<string, Num> } | null>;
 }
 
 export interface BenchSummary {
@@ -85,7 +85,8 @@ export function benchSummary(
       const cases: MethodSummary['cases'] = {};
       for (const c of s.cases) {
         const d = ok.find((r) => r.model === model && r.method === m && r.case === c && r.kind === 'metrics')?.data;
-        cases[c] = d ? { before: get(d, 'erase.before'), after: get(d, 'erase.after') } : null;
+        const asr = (a: string): Num => get(ok.find((r) => r.model === model && r.method === m && r.case === c && r.kind === 'attack' && r.attack === a)?.data, 'asr');
+        cases[c] = d ? { before: get(d, 'erase.before'), after: get(d, 'erase.after'), ssim: get(d, 'preserve.ssim'), asr: Object.fromEntries(s.attacks.map((a) => [a, asr(a)])) } : null;
       }
       methods.push({
         method: m,

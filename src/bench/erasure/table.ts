@@ -50,6 +50,18 @@ export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string
         return d ? `${pct(d.before)} → ${pct(d.after)}` : '';
       }).join(' | ')} |`);
     }
+    // Issue 6's acceptance reads these two attacks against preservation, case by case.
+    const pair = ['ring-a-bell', 'p4d'].filter((a) => s.attacks.includes(a as (typeof s.attacks)[number]));
+    if (pair.length) {
+      out.push('', `${pair.map((a) => `ASR ${a}`).join(' / ')} / preserve SSIM, per case:`, '');
+      out.push(`| method | ${s.cases.join(' | ')} |`, `|---|${s.cases.map(() => '---').join('|')}|`);
+      for (const m of methods) {
+        out.push(`| ${m.method} | ${s.cases.map((c) => {
+          const d = m.cases[c];
+          return d ? [...pair.map((a) => pct(d.asr[a] ?? null)), fix(d.ssim, 3)].join(' / ') : '';
+        }).join(' | ')} |`);
+      }
+    }
     out.push('');
   }
   const t = benchTime(rows as BenchRow[], s);
