@@ -2,9 +2,9 @@
 // worker runs a fixed slice of whole cells (shardUnits again, inside the shard) on one thread and
 // appends to its own results file in the shared folder, so the folder reads, resumes and merges as
 // if one process had run it. One thread per process because these models' matrices are small: two
-// one-thread processes on two cores do twice the work of one two-thread process (measured: an
-// sd-emoji cell's 9 units took 95 s alone on one thread, 95 s each with two side by side, and
-// 100 s alone on two threads).
+// one-thread processes on two cores do 1.6 times the work of one two-thread process (measured: an
+// sd-emoji cell's 9 units took 95 s alone on two threads, 111 s alone on one, 114-118 s each with
+// two one-thread processes side by side).
 import { fork, type ChildProcess } from 'node:child_process';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
