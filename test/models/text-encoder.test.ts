@@ -43,9 +43,14 @@ test('text encoder: shapes, EOT pooling, determinism, unknown words, empty promp
   const y0 = a.y.slice([0, 0], [1, -1]).dataSync();
   const eot0 = a.txt.slice([0, 4, 0], [1, 1, -1]).dataSync();
   assert.deepEqual(y0, eot0);
-  // Causal: the features of "a kitchen" do not depend on what follows.
+  // Causal: the features of "a kitchen" do not depend on what follows. Up to float rounding only:
+  // a batch of 1 and a batch of 3 are matrix products of other shapes, which some CPUs' BLAS kernels
+  // (AVX-512 OpenBLAS) sum in another order.
   const c = enc.encode(['a kitchen dagger']);
-  assert.deepEqual(c.txt.slice([0, 0, 0], [1, 3, -1]).dataSync(), a.txt.slice([0, 0, 0], [1, 3, -1]).dataSync());
+  const prefix = Array.from(c.txt.slice([0, 0, 0], [1, 3, -1]).dataSync());
+  const ref = Array.from(a.txt.slice([0, 0, 0], [1, 3, -1]).dataSync());
+  const worst = Math.max(...prefix.map((v, i) => Math.abs(v - ref[i]!)));
+  assert.ok(worst < 1e-5, `"a kitchen" moved by ${worst} when followed by another word`);
   // Different prompts give different pooled vectors.
   assert.notDeepEqual(Array.from(a.y.slice([0, 0], [1, -1]).dataSync()), Array.from(a.y.slice([1, 0], [1, -1]).dataSync()));
   });
