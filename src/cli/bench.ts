@@ -11,6 +11,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
+import type { BenchRunResult } from '../bench/erasure/run.js';
 import { runBench, writeResults } from '../bench/harness.js';
 import { formatTable } from '../bench/report.js';
 import { PACKAGE_ROOT } from '../bench/torch.js';
@@ -87,13 +88,14 @@ async function erasure(flags: FlagValues): Promise<number> {
   }
   const shard = parseShard('mce bench', flags['shard']);
   const dir = (flags['out'] as string | undefined) ?? (flags['quick'] ? 'runs/bench-quick' : 'runs/bench');
-  const { useBackend } = await import('../engine/backend.js');
-  const { runErasureBench } = await import('../bench/erasure/run.js');
-  const { runBenchJobs } = await import('../bench/erasure/jobs.js');
-  await useBackend();
+  // With --jobs the workers load the backend; this process only waits for them and writes the tables.
+  const runHere = async (): Promise<BenchRunResult> => {
+    await (await import('../engine/backend.js')).useBackend();
+    return (await import('../bench/erasure/run.js')).runErasureBench(s, { dir, shard });
+  };
   let r;
   try {
-    r = jobs > 1 ? await runBenchJobs(s, { dir, shard, jobs }) : await runErasureBench(s, { dir, shard });
+    r = jobs > 1 ? await (await import('../bench/erasure/jobs.js')).runBenchJobs(s, { dir, shard, jobs }) : await runHere();
   } catch (e) {
     throw new UserError((e as Error).message.split('\n')[0]!);
   }

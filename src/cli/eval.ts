@@ -204,6 +204,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const { loadEraseSubject } = await import('../erase/mce/subject.js');
   const { MaskFileError } = await import('../erase/mce/maskfile.js');
   const { keepMasks } = await import('../erase/mce/masked-model.js');
+  const { formatBinarize } = await import('../erase/mce/masks.js');
   const { evaluateErasure } = await import('../erase/mce/evaluate.js');
   const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
   const { formatEval } = await import('./erase.js');
@@ -233,7 +234,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
     const report = {
       command: typedCommand(),
       masks: masksPath,
-      ...(binarize ? { binarize: (await import('../erase/mce/masks.js')).formatBinarize(binarize) } : {}),
+      ...(binarize ? { binarize: formatBinarize(binarize) } : {}),
       concepts: sets.targets.map((t) => t.name),
       model: modelName,
       sampler: subject.samplerRecord,

@@ -169,19 +169,16 @@ export class Progress {
     return (this.now() - this.t0) / 1000 + this.elapsedOffset;
   }
 
-  /** Estimated seconds left (NaN when unknown). */
+  /** Estimated seconds left (NaN when unknown): work left over work done per second in the recent window. */
   eta(): number {
-    if (this.done) {
-      const w = (step: number): number => this.done![Math.min(Math.max(step, 0), this.done!.length - 1)]!;
-      const a = this.samples[0]!;
-      const b = this.samples[this.samples.length - 1]!;
-      const rate = (w(b.step) - w(a.step)) / ((b.t - a.t) / 1000);
-      if (!(rate > 0)) return NaN;
-      return Number.isFinite(rate) ? (w(this.total) - w(this.step)) / rate : 0;
-    }
-    const r = this.rate();
-    if (!(r > 0)) return NaN;
-    return Number.isFinite(r) ? (this.total - this.step) / r : 0;
+    // Work done by `step`: the step count, or the steps' estimated cost when they differ.
+    const work = (step: number): number => (this.done ? this.done[Math.min(Math.max(step, 0), this.done.length - 1)]! : step);
+    const a = this.samples[0]!;
+    const b = this.samples[this.samples.length - 1]!;
+    const dw = work(b.step) - work(a.step);
+    if (!(dw > 0)) return NaN;
+    const dt = (b.t - a.t) / 1000;
+    return dt > 0 ? (work(this.total) - work(this.step)) / (dw / dt) : 0;
   }
 
   /** The current progress line (no newline). */

@@ -115,10 +115,10 @@ export function planUnits(s: BenchSettings): { units: BenchUnit[]; skipped: Skip
 }
 
 /**
- * Rough cost of a unit in minutes on one thread of this machine, for balancing shards and for the
- * ETA only: from the unit times of the 2026-11-26 run (an MCE erase 3-4 min per 150 iterations on
- * flux-emoji, a baseline's under 20 s, metrics ~20 s, a quick attack ~10 s per concept), sd-emoji
- * about twice as slow.
+ * Rough relative cost of a unit, for balancing shards and for the ETA only: minutes on this machine
+ * from the unit times of the 2026-11-26 run (an MCE erase 3-4 min per 150 iterations on flux-emoji,
+ * a baseline's under 20 s, metrics ~20 s, a quick attack ~10 s per concept), sd-emoji about twice
+ * as slow. The one-thread run of 2026-11-27 (runs/bench-s9) took 0.67 of these estimates in all.
  */
 export function unitCost(s: BenchSettings, u: Pick<BenchUnit, 'kind' | 'model' | 'method' | 'case'>): number {
   const slow = u.model.includes('sd') ? 2 : 1;

@@ -64,8 +64,8 @@ export function benchTables(rows: readonly BenchRow[], s: BenchSettings): string
     }
     out.push('');
   }
-  const t = benchTime(rows as BenchRow[], s);
-  const hm = (x: number): string => formatDuration(x);
+  const t = benchTime(rows, s);
+  const hm = formatDuration;
   out.push(
     `Time: ${t.units} units${t.complete ? '' : ' (not all of the plan yet)'}, ${hm(t.seconds)} of unit time (${Object.entries(t.byModel).map(([m, x]) => `${m} ${hm(x)}`).join(', ')}; ${Object.entries(t.byKind).map(([k, x]) => `${k} ${hm(x)}`).join(', ')}). ` +
       `Split by --shard over n one-thread processes on free cores or machines, the slowest shard's units take: ${t.shards.map((x) => `n = ${x.n}: ${hm(x.slowest)}`).join(', ')}.`,

@@ -9,8 +9,9 @@ export interface BenchTime {
   seconds: number;
   byModel: Record<string, number>;
   byKind: Record<string, number>;
-  /** Per split into n shards: the slowest shard's unit seconds, and whether every unit has a time. */
+  /** Per split into n shards: the slowest shard's unit seconds. */
   shards: { n: number; slowest: number }[];
+  /** Whether every unit of the plan has a time. */
   complete: boolean;
 }
 
