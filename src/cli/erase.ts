@@ -47,7 +47,9 @@ export const eraseCommand: Command = {
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: 0, not masked; on by default here because flux-emoji is mostly single blocks)', default: 0.5 },
     'lr-attn': { type: 'number', help: 'UNet only: learning rate of the attention linear-output masks (to_q/to_k/to_v/to_out; the reference SD hooker masks them with the FFN rate)', default: 0.5 },
     sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
-    'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate)', default: 'l1' },
+    'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate): both push units toward masked | edit (expected fraction of units masked: keeps the edit small)', default: 'l1' },
+    'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay of the mask logits (reference: 0.01)', default: 0.01 },
+    'decay-to': { type: 'string', help: 'what the weight decay pulls the logits toward: zero (the reference: mask 0.5) | init (the original model)', default: 'zero' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
     eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 48 },
@@ -81,7 +83,10 @@ export const eraseCommand: Command = {
     const beta = num('beta', 0, 1e6);
     const sparsityW = num('sparsity', 0, 1e6);
     const sparsityKind = flags['sparsity-kind'] as string;
-    if (sparsityKind !== 'l1' && sparsityKind !== 'l0') throw new UsageError(`mce erase: --sparsity-kind must be l1 or l0, got '${sparsityKind}'`);
+    if (sparsityKind !== 'l1' && sparsityKind !== 'l0' && sparsityKind !== 'edit') throw new UsageError(`mce erase: --sparsity-kind must be l1, l0 or edit, got '${sparsityKind}'`);
+    const weightDecay = num('weight-decay', 0, 1);
+    const decayTo = flags['decay-to'] as string;
+    if (decayTo !== 'zero' && decayTo !== 'init') throw new UsageError(`mce erase: --decay-to must be zero or init, got '${decayTo}'`);
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
     // Erase samples are spread over the concepts, so each concept gets as many as a run of its own.
@@ -127,7 +132,7 @@ export const eraseCommand: Command = {
     const { samplerRecord: sampler } = subject;
     const settings = mce.defaultMceSettings(subject.sampler, {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
-      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, sparsity: { kind: sparsityW > 0 ? sparsityKind : 'none', weight: sparsityW },
+      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, weightDecay, decayTo, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
     });
     try {
       await mkdir(out, { recursive: true });

@@ -47,6 +47,8 @@ export interface AdamWOptions {
   eps?: number;
   /** Decoupled weight decay, default 0.01 (PyTorch's default). */
   weightDecay?: number;
+  /** The value weight decay pulls parameters toward (default 0, as PyTorch). */
+  decayTo?: number;
   /** Parameter groups; parameters matching none use the base settings (group 'default'). */
   groups?: readonly ParamGroup[];
   /**
@@ -127,6 +129,7 @@ export class AdamW {
   readonly betas: readonly [number, number];
   readonly eps: number;
   readonly weightDecay: number;
+  readonly decayTo: number;
   readonly maxGradNorm: number | undefined;
   private readonly groups: readonly ParamGroup[];
   private readonly schedule: ((step: number) => number) | undefined;
@@ -141,6 +144,7 @@ export class AdamW {
     this.betas = opts.betas ?? [0.9, 0.999];
     this.eps = opts.eps ?? 1e-8;
     this.weightDecay = opts.weightDecay ?? 0.01;
+    this.decayTo = opts.decayTo ?? 0;
     this.maxGradNorm = opts.maxGradNorm;
     this.groups = opts.groups ?? [];
     this.schedule = opts.schedule;
@@ -213,6 +217,7 @@ export class AdamW {
       betas: [...this.betas],
       eps: this.eps,
       weightDecay: this.weightDecay,
+      ...(this.decayTo !== 0 ? { decayTo: this.decayTo } : {}),
       maxGradNorm: this.maxGradNorm ?? null,
       groups: this.groups.map((g) => ({ name: g.name, lr: g.lr ?? null, weightDecay: g.weightDecay ?? null })),
       paramGroups: Object.fromEntries([...this.groupOf.entries()]),
@@ -250,7 +255,9 @@ export class AdamW {
         const m = tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1));
         const v = tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2));
         const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.eps);
-        const decayed = wd !== 0 && glr !== 0 ? tf.mul(s.param, 1 - glr * wd) : s.param;
+        const decayed = wd === 0 || glr === 0 ? s.param
+          : this.decayTo === 0 ? tf.mul(s.param, 1 - glr * wd)
+          : tf.add(tf.mul(tf.sub(s.param, this.decayTo), 1 - glr * wd), this.decayTo);
         const p = tf.sub(decayed, tf.mul(tf.div(m, denom), glr / bc1));
         s.m.assign(m);
         s.v.assign(v);

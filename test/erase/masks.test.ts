@@ -146,7 +146,7 @@ test('mask files round-trip and are checked against the model', async () => {
   }
 });
 
-test('optional sparsity term: L1 on sigmoid(logits) and expected L0, with gradients', async () => {
+test('optional sparsity term: L1 on sigmoid(logits), expected L0 and the expected fraction masked, with gradients', async () => {
   await useBackend();
   const { sparsityTerm } = await import('../../src/erase/mce/objective.js');
   const l = [tf.tensor1d([0, 2]), tf.tensor1d([-1])];
@@ -158,8 +158,14 @@ test('optional sparsity term: L1 on sigmoid(logits) and expected L0, with gradie
   const r0 = sparsityTerm(l, { kind: 'l0', weight: 1 }, HARD_CONCRETE_DEFAULTS);
   const shift = 0.83 * Math.log(0.1 / 1.1);
   assert.ok(Math.abs(r0.value - (sig(0 - shift) + sig(2 - shift) + sig(-1 - shift)) / 3) < 1e-5);
+  // edit: the expected fraction masked, P(m = 0) = 1 - P(m > 0); its gradient pulls logits up (toward kept).
+  const re = sparsityTerm(l, { kind: 'edit', weight: 2 }, HARD_CONCRETE_DEFAULTS);
+  assert.ok(Math.abs(re.value - (2 * (3 - (sig(0 - shift) + sig(2 - shift) + sig(-1 - shift)))) / 3) < 1e-5);
+  const ge = re.grads![1]!.dataSync()[0]!;
+  const p = sig(-1 - shift);
+  assert.ok(Math.abs(ge - (-2 / 3) * p * (1 - p)) < 1e-5, `edit gradient ${ge}`);
   assert.equal(sparsityTerm(l, { kind: 'none', weight: 1 }, HARD_CONCRETE_DEFAULTS).grads, null);
-  tf.dispose([...l, ...r.grads!, ...r0.grads!]);
+  tf.dispose([...l, ...r.grads!, ...r0.grads!, ...re.grads!]);
 });
 
 test('binarisation rules from the command line: parse, read back, one-line errors', () => {

@@ -98,6 +98,33 @@ test('AdamW follows a float64 reference with a schedule, a frozen group and a sk
   tf.dispose(Object.values(p));
 });
 
+test('AdamW weight decay toward a value: p <- c + (p - c)(1 - lr wd), then the Adam step (float64 reference)', async () => {
+  await useBackend('cpu');
+  const w0 = [3, 2.5, -1, 4];
+  const p = vars({ w: w0 });
+  const opt = new AdamW(p, { lr: 0.5, weightDecay: 0.2, decayTo: 3 });
+  assert.equal(opt.describe()['decayTo'], 3);
+  assert.equal(new AdamW({}, {}).describe()['decayTo'], undefined, 'the default (0) leaves config hashes as they were');
+  const ref = [...w0];
+  const m = [0, 0, 0, 0];
+  const v = [0, 0, 0, 0];
+  for (let t = 1; t <= 5; t++) {
+    const g = t <= 2 ? grad(4, t, 0.3) : [0, 0, 0, 0];
+    const gr = { w: tf.tensor1d(g) };
+    opt.step(gr);
+    tf.dispose(gr);
+    for (let i = 0; i < 4; i++) {
+      ref[i] = 3 + (ref[i]! - 3) * (1 - 0.5 * 0.2);
+      m[i] = 0.9 * m[i]! + 0.1 * g[i]!;
+      v[i] = 0.999 * v[i]! + 0.001 * g[i]! ** 2;
+      ref[i] = ref[i]! - (0.5 / (1 - 0.9 ** t)) * m[i]! / (Math.sqrt(v[i]!) / Math.sqrt(1 - 0.999 ** t) + 1e-8);
+    }
+  }
+  close(p['w']!.dataSync(), ref, 1e-5, 'w');
+  opt.dispose();
+  tf.dispose(Object.values(p));
+});
+
 test('AdamW state round-trips exactly: a restored optimizer continues bit for bit', async () => {
   await useBackend('wasm');
   const init = { a: [0.1, 0.2, -0.3], b: [1.5] };

@@ -167,8 +167,15 @@ export interface ObjectiveItem {
   stepTargets?: readonly Tensor[];
 }
 
+/**
+ * An optional regulariser on the logits, mean over units:
+ *   l1    sigmoid(λ)           } push units toward masked: prune the model (the reference's unused
+ *   l0    P(m > 0)             }   calculate_reg_loss, mce-method.md §1)
+ *   edit  1 - P(m > 0) = P(m = 0): the expected fraction masked; penalising it keeps the edit
+ *         small, so a unit is masked only where the loss's pull outweighs w / units
+ */
 export interface SparsityTerm {
-  kind: 'none' | 'l1' | 'l0';
+  kind: 'none' | 'l1' | 'l0' | 'edit';
   /** Weight of the term (0 = off). */
   weight: number;
 }
@@ -200,12 +207,12 @@ function itemWeights(items: readonly ObjectiveItem[], beta: number): Float32Arra
   return Float32Array.from(items, (i) => (i.kind === 'erase' ? 1 / ne : beta / np));
 }
 
-/** The sparsity term on the logits (mean over units of sigmoid(λ) for l1, of P(m > 0) for l0) and its gradient. */
+/** The sparsity term on the logits (SparsityTerm) and its gradient. */
 export function sparsityTerm(logits: readonly Tensor[], sp: SparsityTerm | undefined, hc: HardConcreteParams): { value: number; grads: Tensor[] | null } {
   if (!sp || sp.kind === 'none' || sp.weight === 0 || logits.length === 0) return { value: 0, grads: null };
   const total = logits.reduce((a, l) => a + l.size, 0);
-  const f = (...ls: Tensor[]): Tensor =>
-    tf.mul(tf.addN(ls.map((l) => tf.sum(sp.kind === 'l1' ? tf.sigmoid(l) : expectedL0(l, hc)))), sp.weight / total);
+  const perUnit = (l: Tensor): Tensor => (sp.kind === 'l1' ? tf.sigmoid(l) : sp.kind === 'l0' ? expectedL0(l, hc) : tf.sub(1, expectedL0(l, hc)));
+  const f = (...ls: Tensor[]): Tensor => tf.mul(tf.addN(ls.map((l) => tf.sum(perUnit(l)))), sp.weight / total);
   const { value, grads } = tf.engine().gradients(() => f(...logits) as tf.Scalar, [...logits], undefined, true);
   const v = value.dataSync()[0]!;
   value.dispose();

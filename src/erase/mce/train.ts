@@ -45,6 +45,11 @@ export interface MceSettings {
   lr: Partial<Record<MaskGroup, number>>;
   /** AdamW decoupled weight decay (default 0.01, PyTorch's, as the reference). */
   weightDecay: number;
+  /**
+   * What the weight decay pulls the logits toward: 'zero' (the reference: mask 0.5) or 'init' (the
+   * original model; a unit then stays masked only while the loss keeps pushing it).
+   */
+  decayTo: 'zero' | 'init';
   /** Initial logit (default 3). */
   init: number;
   sparsity: SparsityTerm;
@@ -65,6 +70,7 @@ export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over
     seed: 0,
     lr: { ...DEFAULT_GROUP_LR },
     weightDecay: 0.01,
+    decayTo: 'zero',
     init: DEFAULT_INIT_LOGIT,
     sparsity: { kind: 'none', weight: 0 },
     hc: { ...HARD_CONCRETE_DEFAULTS },
@@ -181,7 +187,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
       preserve: s.beta > 0 ? be.build(preserve) : [],
     };
     const tTargets = (performance.now() - t0) / 1000;
-    const optimizer = new AdamW(params, { lr: 0.5, weightDecay: s.weightDecay, groups: optimizerGroups(s.lr) });
+    const optimizer = new AdamW(params, { lr: 0.5, weightDecay: s.weightDecay, decayTo: s.decayTo === 'init' ? s.init : 0, groups: optimizerGroups(s.lr) });
     const it = items;
     const ne = it.erase.length;
     const np = it.preserve.length;
