@@ -8,6 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { numericFlags, UsageError, UserError, type Command } from './command.js';
+import { binarizeFlag } from './binarize-flag.js';
 
 const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
@@ -50,6 +51,7 @@ export const eraseCommand: Command = {
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate): both push units toward masked | edit (expected fraction of units masked: keeps the edit small)', default: 'l1' },
     'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay of the mask logits (reference: 0.01)', default: 0.01 },
     'decay-to': { type: 'string', help: 'what the weight decay pulls the logits toward: zero (the reference: mask 0.5) | init (the original model)', default: 'zero' },
+    binarize: { type: 'string', help: 'how the trained logits become the stored keep-masks (and the grids and evaluation): threshold:T, topk-layer:F or topk-global:F (reference: threshold:0)', default: 'threshold:0' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
     'no-grid': { type: 'boolean', help: 'skip the before/after grid.png' },
     eval: { type: 'number', help: 'held-out prompts per group for the before/after evaluation (detection, neighbour/other accuracy, SSIM, CLIP score); 0 = off', default: 48 },
@@ -87,6 +89,7 @@ export const eraseCommand: Command = {
     const weightDecay = num('weight-decay', 0, 1);
     const decayTo = flags['decay-to'] as string;
     if (decayTo !== 'zero' && decayTo !== 'init') throw new UsageError(`mce erase: --decay-to must be zero or init, got '${decayTo}'`);
+    const binarizeRule = (await binarizeFlag('mce erase', flags))!;
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
     // Erase samples are spread over the concepts, so each concept gets as many as a run of its own.
@@ -178,23 +181,24 @@ export const eraseCommand: Command = {
     }
     const trainSeconds = (performance.now() - t0) / 1000;
 
-    // Masks and the sparsity table.
-    const rep = masksMod.sparsityReport(res.binary);
+    // Masks (binarised by --binarize; a rerun of a finished run binarises again without training) and the sparsity table.
+    const keep = masksMod.binarize(res.logits, binarizeRule);
+    const rep = masksMod.sparsityReport(keep);
     await saveMasks(join(out, 'masks.safetensors'), {
-      logits: res.logits, keep: res.binary, ...subject.maskArch,
-      metadata: { concepts: JSON.stringify(sets.targets.map((t) => t.name)), binarize: 'threshold 0', model: modelName },
+      logits: res.logits, keep, ...subject.maskArch,
+      metadata: { concepts: JSON.stringify(sets.targets.map((t) => t.name)), binarize: masksMod.formatBinarize(binarizeRule), model: modelName },
     });
     await writeFileAtomic(join(out, 'sparsity.txt'), masksMod.formatSparsity(rep) + '\n');
     await writeFileAtomic(join(out, 'sparsity.json'), JSON.stringify(rep, null, 1) + '\n');
 
     // Before/after on a few training prompts (same noise) and the trajectory divergence curve.
-    const ba = grids.beforeAfter(subject, sets, res.logits, seed, { grid: flags['no-grid'] !== true });
+    const ba = grids.beforeAfter(subject, sets, keep, seed, { grid: flags['no-grid'] !== true });
     if (ba.grid) await savePng('grid.png', ba.grid);
 
     // Held-out evaluation: detection, neighbour and other accuracy, SSIM, CLIP score.
     let evaluation: import('../erase/mce/evaluate.js').ErasureEval | null = null;
     if (nEval > 0) {
-      evaluation = await evaluateErasure(subject, sets, res.logits, {
+      evaluation = await evaluateErasure(subject, sets, keep, {
         n: nEval, seed, classifier: flags['classifier'] as string | undefined, clip: flags['clip'] as string | undefined,
       });
       log(`mce erase: held-out eval: ${formatEval(evaluation)}`);
@@ -208,7 +212,7 @@ export const eraseCommand: Command = {
       model: modelName,
       family: subject.family,
       backend,
-      settings: { ...settings, sampler },
+      settings: { ...settings, sampler, binarize: masksMod.formatBinarize(binarizeRule) },
       prompts: { erase: sets.erase, preserve: sets.preserve, neighbours: sets.neighbours },
       seconds: { total: Number(trainSeconds.toFixed(1)), targets: Number(res.seconds.targets.toFixed(1)), train: Number(res.seconds.train.toFixed(1)), earlierProcesses: Number(res.seconds.earlier.toFixed(1)) },
       resumedFrom: res.train.resumedFrom,

@@ -204,7 +204,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const { loadEraseSubject } = await import('../erase/mce/subject.js');
   const { MaskFileError } = await import('../erase/mce/maskfile.js');
   const { keepMasks } = await import('../erase/mce/masked-model.js');
-  const { formatBinarize } = await import('../erase/mce/masks.js');
+  const { formatBinarize, sparsityReport } = await import('../erase/mce/masks.js');
   const { evaluateErasure } = await import('../erase/mce/evaluate.js');
   const { acceptanceBars, formatBars } = await import('../erase/mce/acceptance.js');
   const { formatEval } = await import('./erase.js');
@@ -231,10 +231,13 @@ async function runErasure(flags: FlagValues): Promise<number> {
       n, seed, classifier: flags['classifier'] as string | undefined, clip: flags['clip'] as string | undefined,
     });
     const acceptance = acceptanceBars(evaluation);
+    const { groups, total } = sparsityReport(masks);
+    const masked = `units masked: ${(100 * total.fraction).toFixed(1)}% (${groups.map((g) => `${g.group} ${(100 * g.fraction).toFixed(1)}%`).join(', ')})`;
     const report = {
       command: typedCommand(),
       masks: masksPath,
       ...(binarize ? { binarize: formatBinarize(binarize) } : {}),
+      sparsity: { groups, total },
       concepts: sets.targets.map((t) => t.name),
       model: modelName,
       sampler: subject.samplerRecord,
@@ -246,7 +249,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
       mkdirSync(out, { recursive: true });
       await writeFileAtomic(join(out, 'erasure.json'), JSON.stringify(report, null, 1) + '\n');
     }
-    process.stdout.write(flags['json'] === true ? JSON.stringify(report) + '\n' : `${formatEval(evaluation)}\n${formatBars(acceptance)}\n`);
+    process.stdout.write(flags['json'] === true ? JSON.stringify(report) + '\n' : `${formatEval(evaluation)}\n${masked}\n${formatBars(acceptance)}\n`);
     return 0;
   } finally {
     subject.dispose();

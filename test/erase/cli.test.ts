@@ -26,6 +26,7 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--objective', 'x', '--out', '/tmp/mce-never'], 2, /--objective must be one of final, per-step/],
     [['erase', '--concept', 'dagger', '--iters', '1.5', '--out', '/tmp/mce-never'], 2, /--iters must be an integer/],
     [['erase', '--concept', 'dagger', '--beta=-1', '--out', '/tmp/mce-never'], 2, /--beta must be in/],
+    [['erase', '--concept', 'dagger', '--binarize', 'top:1', '--out', '/tmp/mce-never'], 2, /^mce erase: --binarize: binarisation rule 'top:1': unknown kind/],
     [['erase', '--concept', 'dagger', '--decay-to', 'one', '--out', '/tmp/mce-never'], 2, /^mce erase: --decay-to must be zero or init, got 'one'/],
     [['erase', '--concept', 'dagger', '--sparsity-kind', 'l2', '--out', '/tmp/mce-never'], 2, /^mce erase: --sparsity-kind must be l1, l0 or edit, got 'l2'/],
     [['erase', '--concept', 'dagger', '--weight-decay', '2', '--out', '/tmp/mce-never'], 2, /--weight-decay must be in/],
@@ -81,21 +82,23 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     // mce eval erasure on the run's masks gives the run's own evaluation (same groups, seed, sampler).
     const ev = await runCli(['eval', 'erasure', '--masks', join(out, 'masks.safetensors'), '--concept', 'kitchen knife', '--steps', '2', '--n', '2', '--json']);
     assert.equal(ev.code, 0, ev.err);
-    const again0 = JSON.parse(ev.out) as { evaluation: Record<string, unknown>; acceptance: unknown[] };
+    const again0 = JSON.parse(ev.out) as { evaluation: Record<string, unknown>; acceptance: unknown[]; sparsity: { total: { fraction: number } } };
     const drop = (e: Record<string, unknown>) => ({ ...e, seconds: 0 });
     assert.deepEqual(drop(again0.evaluation), drop(summary.evaluation as unknown as Record<string, unknown>));
     assert.equal(again0.acceptance.length, 6);
+    assert.equal(again0.sparsity.total.fraction, (summary as unknown as { sparsity: { total: { fraction: number } } }).sparsity.total.fraction);
     // --binarize binarises the logits again: at threshold 0 they are the stored masks; far below every logit every unit is kept (the original model).
     const th = async (t: string) => {
       const r = await runCli(['eval', 'erasure', '--masks', join(out, 'masks.safetensors'), '--concept', 'kitchen knife', '--steps', '2', '--n', '2', '--json', '--binarize', `threshold:${t}`]);
       assert.equal(r.code, 0, r.err);
-      return JSON.parse(r.out) as { binarize: string; evaluation: { erase: { before: number; after: number; ssim: number } } & Record<string, unknown> };
+      return JSON.parse(r.out) as { binarize: string; sparsity: { total: { pruned: number } }; evaluation: { erase: { before: number; after: number; ssim: number } } & Record<string, unknown> };
     };
     const [at0, keepAll] = await Promise.all([th('0'), th('-1000')]);
     assert.equal(at0.binarize, 'threshold:0');
     assert.deepEqual(drop(at0.evaluation), drop(again0.evaluation));
     assert.equal(keepAll.evaluation.erase.after, keepAll.evaluation.erase.before);
     assert.equal(keepAll.evaluation.erase.ssim, 1);
+    assert.equal(keepAll.sparsity.total.pruned, 0);
     // Rerunning the same command resumes (already complete).
     const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--out', out]);
     assert.equal(again.code, 0, again.err);
@@ -104,6 +107,15 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     const a = await runCli(['apply-masks', '--weights', TRANSFORMER, '--masks', join(out, 'masks.safetensors'), '--out', folded]);
     assert.equal(a.code, 0, a.err);
     assert.ok(existsSync(folded));
+    // A finished run binarised again by another rule: no training, new keep-masks and sparsity.
+    const all = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--no-grid', '--binarize', 'threshold:1000', '--out', out]);
+    assert.equal(all.code, 0, all.err);
+    assert.match(all.err, /already complete/);
+    const s2 = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { binarize: string }; sparsity: { total: { fraction: number } } };
+    assert.equal(s2.settings.binarize, 'threshold:1000');
+    assert.equal(s2.sparsity.total.fraction, 1);
+    const m2 = await loadMasks(join(out, 'masks.safetensors'));
+    assert.ok(Object.values(m2.keep).every((k) => k.every((v) => v === 0)));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -125,7 +125,7 @@ export function heldOutEvalItems(sets: Pick<PromptSets, 'targets' | 'neighbours'
   return { erase, neighbours, others };
 }
 
-/** Evaluate original vs erased (binary masks at threshold 0 of `logits`) on held-out prompts. */
+/** Evaluate original vs erased (binary masks at threshold 0 of `logits`; keep-masks of 0 and 1 pass through) on held-out prompts. */
 export async function evaluateErasure(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, opts: EvalOptions = {}): Promise<ErasureEval> {
   const t0 = performance.now();
   const n = opts.n ?? 48;

@@ -54,7 +54,7 @@ export interface BeforeAfter {
   grid: RgbImage | null;
 }
 
-/** The original and the erased model (binary masks at 0) on the first erase and preserve prompts, same noise. */
+/** The original and the erased model (binary masks at 0 of `logits`, or keep-masks) on the first erase and preserve prompts, same noise. */
 export function beforeAfter(subject: EraseSubject, sets: PromptSets, logits: Readonly<HostMasks>, runSeed: number, opts: { grid: boolean }): BeforeAfter {
   const rows: { kind: string; prompt: string }[] = [
     ...sets.erase.slice(0, 3).map((p) => ({ kind: 'erase', prompt: p.prompt })),
