@@ -180,6 +180,24 @@ test('training lowers the loss on a toy erase (fixed noise, full batch)', async 
   m.dispose();
 });
 
+test('weight decay toward the initial logit keeps logits nearer the original model than decay toward 0', async () => {
+  await useBackend();
+  const m = tinyModel(5);
+  const sets: PromptSets = { ...SETS, erase: SETS.erase.slice(0, 1), preserve: SETS.preserve.slice(0, 1) };
+  const run = (decayTo: 'zero' | 'init') => trainMce(m, sets, defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
+    iters: 25, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3, weightDecay: 0.2, decayTo,
+  }), { progress: false });
+  const drift = (l: Record<string, Float32Array>): number => {
+    const all = Object.values(l).flatMap((v) => Array.from(v));
+    return all.reduce((a, x) => a + Math.abs(x - 3), 0) / all.length;
+  };
+  const [zero, init] = [await run('zero'), await run('init')];
+  assert.ok(drift(init.logits) < 0.5 * drift(zero.logits), `mean |λ - 3|: init ${drift(init.logits)}, zero ${drift(zero.logits)}`);
+  const lastErase = (r: typeof zero): number => r.history.at(-1)![2];
+  assert.ok(lastErase(init) < 0.8 * init.history[0]![2], 'the erase loss still falls');
+  m.dispose();
+});
+
 test('a resumed run ends with the same logits as an uninterrupted one', async () => {
   await useBackend();
   const dir = mkdtempSync(join(tmpdir(), 'mce-resume-'));
