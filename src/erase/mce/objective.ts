@@ -171,8 +171,9 @@ export interface ObjectiveItem {
  * An optional regulariser on the logits, mean over units:
  *   l1    sigmoid(λ)           } push units toward masked: prune the model (the reference's unused
  *   l0    P(m > 0)             }   calculate_reg_loss, mce-method.md §1)
- *   edit  1 - P(m > 0) = P(m = 0): the expected fraction masked; penalising it keeps the edit
- *         small, so a unit is masked only where the loss's pull outweighs w / units
+ *   edit  1 - P(m > 0) = P(m = 0): the expected fraction masked, to keep the edit small. Under
+ *         Adam any weight (0.01 to 3 tried) lifts the logits the loss leaves idle into the dead zone
+ *         above 3.09, where the loss gradient is zero, and nothing is erased (README "Erasure")
  */
 export interface SparsityTerm {
   kind: 'none' | 'l1' | 'l0' | 'edit';
