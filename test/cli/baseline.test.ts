@@ -49,7 +49,9 @@ test('baseline: every method on a tiny bundle writes a loadable bundle and summa
       assert.equal(s.kind, wrapper ? 'inference wrapper' : 'erased bundle');
       if (wrapper) assert.equal(s.changed.params, 0);
       else assert.ok(s.changed.params > 0, `${m} changed nothing`);
-      assert.ok(s.seconds > 0 && s.peak_rss_bytes >= s.peak_rss_before_run_bytes && s.peak_rss_before_run_bytes > 0);
+      // A wrapper's run only records settings: it can round to 0.000 s.
+      assert.ok(wrapper ? s.seconds >= 0 : s.seconds > 0, `${m}: ${s.seconds} s`);
+      assert.ok(s.peak_rss_bytes >= s.peak_rss_before_run_bytes && s.peak_rss_before_run_bytes > 0, `${m}: peak RSS ${s.peak_rss_bytes}, before ${s.peak_rss_before_run_bytes}`);
       const man = JSON.parse(readFileSync(join(dir, m, 'manifest.json'), 'utf8')) as { erasure: { method: string; base: { name: string } }; wrapper?: unknown };
       assert.equal(man.erasure.method, m);
       assert.equal(man.erasure.base.name, 'tiny-flux');
