@@ -50,7 +50,7 @@ export interface BenchSettings {
   steps: Record<string, number | null>;
 }
 
-/** The full benchmark: both families, every method, the four cases, every attack. */
+/** The full benchmark: both families, every method but the opt-in ones, the four cases, every attack. */
 export function fullSettings(): BenchSettings {
   return {
     models: ['flux-emoji', 'sd-emoji'], methods: BENCH_METHODS.filter((m) => !OPT_IN_METHODS.includes(m)), cases: BENCH_CASES.map((c) => c.id), attacks: [...ATTACK_NAMES],
