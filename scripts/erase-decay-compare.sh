@@ -3,7 +3,8 @@
 # erased at the defaults (runs/s10-D-NAME) and with the logits' weight decay pulling toward the
 # original model, binarised where the gate is fully open (runs/s10-W-NAME). Two one-thread erases
 # at a time (one per core); each run ends with its 48-prompt held-out evaluation in its log and
-# summary.json. About 35 minutes on a 2-core machine.
+# summary.json. Its runs, made by hand on 2026-11-27, took 162-255 s each (the three-concept ones
+# 506 and 546 s); the script as a whole was not timed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=(--decay-to init --weight-decay 0.1 --binarize threshold:2)

@@ -183,10 +183,11 @@ export const eraseCommand: Command = {
 
     // Masks (binarised by --binarize; a rerun of a finished run binarises again without training) and the sparsity table.
     const keep = masksMod.binarize(res.logits, binarizeRule);
+    const ruleText = masksMod.formatBinarize(binarizeRule);
     const rep = masksMod.sparsityReport(keep);
     await saveMasks(join(out, 'masks.safetensors'), {
       logits: res.logits, keep, ...subject.maskArch,
-      metadata: { concepts: JSON.stringify(sets.targets.map((t) => t.name)), binarize: masksMod.formatBinarize(binarizeRule), model: modelName },
+      metadata: { concepts: JSON.stringify(sets.targets.map((t) => t.name)), binarize: ruleText, model: modelName },
     });
     await writeFileAtomic(join(out, 'sparsity.txt'), masksMod.formatSparsity(rep) + '\n');
     await writeFileAtomic(join(out, 'sparsity.json'), JSON.stringify(rep, null, 1) + '\n');
@@ -212,7 +213,7 @@ export const eraseCommand: Command = {
       model: modelName,
       family: subject.family,
       backend,
-      settings: { ...settings, sampler, binarize: masksMod.formatBinarize(binarizeRule) },
+      settings: { ...settings, sampler, binarize: ruleText },
       prompts: { erase: sets.erase, preserve: sets.preserve, neighbours: sets.neighbours },
       seconds: { total: Number(trainSeconds.toFixed(1)), targets: Number(res.seconds.targets.toFixed(1)), train: Number(res.seconds.train.toFixed(1)), earlierProcesses: Number(res.seconds.earlier.toFixed(1)) },
       resumedFrom: res.train.resumedFrom,

@@ -255,6 +255,7 @@ export class AdamW {
         const m = tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1));
         const v = tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2));
         const denom = tf.add(tf.div(tf.sqrt(v), bc2Sqrt), this.eps);
+        // Toward 0 keeps PyTorch's single multiply, so existing runs stay bit for bit.
         const decayed = wd === 0 || glr === 0 ? s.param
           : this.decayTo === 0 ? tf.mul(s.param, 1 - glr * wd)
           : tf.add(tf.mul(tf.sub(s.param, this.decayTo), 1 - glr * wd), this.decayTo);

@@ -9,9 +9,8 @@ import { ATTACK_NAMES, type AttackName } from '../../attacks/types.js';
 
 /**
  * Every method the bench can run. `mce-decay` is MCE with the logits decayed toward the original
- * model and binarised where the gate is fully open (mce erase --decay-to init --weight-decay 0.1
- * --binarize threshold:2); it runs only when --methods names it, so the complete benchmark stays
- * the one docs/results.md measured.
+ * model (DECAY_TO_INIT in erase/mce/train.ts); it runs only when --methods names it, so the
+ * complete benchmark stays the one docs/results.md measured.
  */
 export const BENCH_METHODS = ['none', 'mce', 'mce-decay', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit'] as const;
 export type BenchMethod = (typeof BENCH_METHODS)[number];

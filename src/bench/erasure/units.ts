@@ -55,20 +55,20 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
   if (u.method === 'mce' || u.method === 'mce-decay') {
     const { buildPromptSets } = await import('../../erase/mce/prompts.js');
     const { loadEraseSubject } = await import('../../erase/mce/subject.js');
-    const { defaultMceSettings, trainMce } = await import('../../erase/mce/train.js');
+    const { DECAY_TO_INIT, defaultMceSettings, trainMce } = await import('../../erase/mce/train.js');
     const { binarize } = await import('../../erase/mce/masks.js');
     const { writeMceBundle } = await import('../../erase/mce/bundle.js');
     const sets = buildPromptSets(c.concepts, { erasePerTarget: 12, preserve: 12 * c.concepts.length, seed });
     const subject = await loadEraseSubject(u.model, steps ? { steps } : {});
     try {
       // mce erase's flag defaults (src/cli/erase.ts): 2 noises, single-block MLP masks trained at 0.5,
-      // and as many iterations per concept; mce-decay adds its three flags (BENCH_METHODS).
+      // and as many iterations per concept; mce-decay is DECAY_TO_INIT on top.
       const decay = u.method === 'mce-decay';
       const s = defaultMceSettings(subject.sampler, {
         iters: ctx.settings.mceIters * c.concepts.length, seed, noises: 2, lr: { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0.5, attn_linear: 0.5 },
-        ...(decay ? { weightDecay: 0.1, decayTo: 'init' as const } : {}),
+        ...(decay ? { weightDecay: DECAY_TO_INIT.weightDecay, decayTo: DECAY_TO_INIT.decayTo } : {}),
       });
-      const rule = { kind: 'threshold' as const, threshold: decay ? 2 : 0 };
+      const rule = decay ? DECAY_TO_INIT.binarize : { kind: 'threshold' as const, threshold: 0 };
       const res = await trainMce(subject.model, sets, s, { dir: join(ctx.dir, 'work', slug(u.cell), 'checkpoints'), checkpointEvery: 10, log: (l) => ctx.log(`  ${l}`) });
       const changed = await writeMceBundle({
         baseDir, baseManifest, family: subject.family, outDir: out, keep: binarize(res.logits, rule),

@@ -10,7 +10,7 @@ import type { Progress } from '../../train/progress.js';
 import { HARD_CONCRETE_DEFAULTS, type HardConcreteParams } from './hardconcrete.js';
 import {
   DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hostLogits, initLogitsFor, optimizerGroups,
-  sparsityReport, type HostMasks, type MaskGroup, type MaskLogits,
+  sparsityReport, type Binarize, type HostMasks, type MaskGroup, type MaskLogits,
 } from './masks.js';
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
 import { unetMaskSpecs } from '../../models/unet/masks.js';
@@ -78,6 +78,17 @@ export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over
   };
 }
 
+/**
+ * The decay-to-init variant (README "Keeping more"; the bench's mce-decay): the logits' AdamW decay
+ * pulls toward their initial value at 0.1, and they are binarised at 2, about where the gate is fully
+ * open without noise (b·ln((1-γ)/(ζ-1)) = 1.99 at the reference's hard-concrete parameters).
+ */
+export const DECAY_TO_INIT: Pick<MceSettings, 'weightDecay' | 'decayTo'> & { binarize: Binarize } = {
+  weightDecay: 0.1,
+  decayTo: 'init',
+  binarize: { kind: 'threshold', threshold: 2 },
+};
+
 /** The training samples: every erase pair and preserve prompt, with each of the shared noises. */
 export function trainingSamples(sets: PromptSets, s: Pick<MceSettings, 'target' | 'noises'>): { erase: SampleSpec[]; preserve: SampleSpec[] } {
   const erase: SampleSpec[] = [];
@@ -107,8 +118,6 @@ export interface MceRunOptions {
 export interface MceRunResult {
   /** Trained logits (host copies), every hook point of the trained groups. */
   logits: HostMasks;
-  /** Keep-masks at threshold 0. */
-  binary: HostMasks;
   train: TrainResult;
   /** Loss history per step: [step, loss, erase, preserve]. */
   history: [number, number, number, number][];
@@ -242,7 +251,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
     const host = hostLogits(params);
     const trainSeconds = (performance.now() - t1) / 1000;
     // The loop's elapsed time carries the checkpoints' elapsed time; what is beyond this process's is earlier processes'.
-    return { logits: host, binary: binarize(host), train: result, history, seconds: { targets: tTargets, train: trainSeconds, earlier: Math.max(0, result.elapsedSeconds - trainSeconds) } };
+    return { logits: host, train: result, history, seconds: { targets: tTargets, train: trainSeconds, earlier: Math.max(0, result.elapsedSeconds - trainSeconds) } };
   } finally {
     if (items) disposeItems([...items.erase, ...items.preserve]);
     be.dispose();
