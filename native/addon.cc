@@ -238,6 +238,62 @@ int64_t rows_of(Args& a, const F32& x, int64_t d) {
   return x.len / d;
 }
 
+// geglu(x, y, h): x [rows, 2h], y [rows, h]
+napi_value Geglu(Args& a) {
+  a.expect(3);
+  F32 x = a.f32(0, "x"), y = a.f32(1, "y");
+  int64_t h = a.i64(2, "h");
+  const int64_t rows = rows_of(a, x, 2 * h);
+  a.need(y.len == rows * h, "y must have half the elements of x");
+  mce::geglu(x.data, y.data, rows, h);
+  return undefined(a.env());
+}
+
+// gegluGrad(dy, x, dx, h): dy [rows, h], x and dx [rows, 2h]
+napi_value GegluGrad(Args& a) {
+  a.expect(4);
+  F32 dy = a.f32(0, "dy"), x = a.f32(1, "x"), dx = a.f32(2, "dx");
+  int64_t h = a.i64(3, "h");
+  const int64_t rows = rows_of(a, x, 2 * h);
+  a.need(dy.len == rows * h, "dy must have half the elements of x");
+  a.need(dx.len == x.len, "x and dx must have the same length");
+  mce::geglu_grad(dy.data, x.data, dx.data, rows, h);
+  return undefined(a.env());
+}
+
+// attention(q, k, v, o, B, L, S, H, D) and attentionGrad(do, q, k, v, dq, dk, dv, B, L, S, H, D):
+// q, o, do, dq [B, L, H*D]; k, v, dk, dv [B, S, H*D].
+void check_attention(Args& a, int first, const F32& q, const F32& k, int64_t* g) {
+  const char* names[] = {"B", "L", "S", "H", "D"};
+  for (int i = 0; i < 5; i++) g[i] = a.i64(first + i, names[i]);
+  a.need(g[1] >= 1 && g[2] >= 1 && g[3] >= 1 && g[4] >= 1, "L, S, H and D must be >= 1");
+  a.need(q.len == g[0] * g[1] * g[3] * g[4], "q must have B*L*H*D elements");
+  a.need(k.len == g[0] * g[2] * g[3] * g[4], "k must have B*S*H*D elements");
+}
+
+napi_value Attention(Args& a) {
+  a.expect(9);
+  F32 q = a.f32(0, "q"), k = a.f32(1, "k"), v = a.f32(2, "v"), o = a.f32(3, "o");
+  int64_t g[5];
+  check_attention(a, 4, q, k, g);
+  a.need(v.len == k.len, "k and v must have the same length");
+  a.need(o.len == q.len, "q and o must have the same length");
+  mce::attention(q.data, k.data, v.data, o.data, g[0], g[1], g[2], g[3], g[4]);
+  return undefined(a.env());
+}
+
+napi_value AttentionGrad(Args& a) {
+  a.expect(12);
+  F32 dout = a.f32(0, "do"), q = a.f32(1, "q"), k = a.f32(2, "k"), v = a.f32(3, "v");
+  F32 dq = a.f32(4, "dq"), dk = a.f32(5, "dk"), dv = a.f32(6, "dv");
+  int64_t g[5];
+  check_attention(a, 7, q, k, g);
+  a.need(v.len == k.len && dk.len == k.len && dv.len == k.len, "k, v, dk and dv must have the same length");
+  a.need(dout.len == q.len && dq.len == q.len, "q, do and dq must have the same length");
+  mce::attention_grad(dout.data, q.data, k.data, v.data, dq.data, dk.data, dv.data, g[0], g[1], g[2], g[3], g[4]);
+  return undefined(a.env());
+}
+
 // layerNorm(x, y, d, eps)
 napi_value LayerNorm(Args& a) {
   a.expect(4);
@@ -437,6 +493,10 @@ NAPI_MODULE_INIT() {
       {"conv2dBackpropFilter", entry<Conv<ConvKind::BackpropFilter>>},
       {"gelu", entry<Unary<mce::gelu>>},
       {"geluGrad", entry<UnaryGrad<mce::gelu_grad>>},
+      {"geglu", entry<Geglu>},
+      {"gegluGrad", entry<GegluGrad>},
+      {"attention", entry<Attention>},
+      {"attentionGrad", entry<AttentionGrad>},
       {"silu", entry<Unary<mce::silu>>},
       {"siluGrad", entry<UnaryGrad<mce::silu_grad>>},
       {"layerNorm", entry<LayerNorm>},

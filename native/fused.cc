@@ -1,4 +1,4 @@
-// Fused elementwise and row kernels: GELU (tanh), SiLU, LayerNorm (no affine), RMSNorm (scale),
+// Fused elementwise and row kernels: GELU (tanh), GEGLU (erf), SiLU, LayerNorm (no affine), RMSNorm (scale),
 // softmax, AdaLN modulate; forward and backward. Split over the pool by contiguous ranges of
 // elements / rows; reductions across rows use one partial buffer per chunk, summed in chunk
 // order, so results are deterministic for a given thread count.
@@ -41,6 +41,42 @@ void gelu_grad(const float* dy, const float* x, float* dx, int64_t n) {
       const float s = 1.0f / (1.0f + exp_f(-2.0f * u));
       const float du = kGeluK * (1.0f + 3.0f * kGeluC * v2);
       dx[i] = dy[i] * (s + 2.0f * v * s * (1.0f - s) * du);
+    }
+  });
+}
+
+// GEGLU (diffusers' FeedForward): x is [rows, 2h], the hidden half then the gate half;
+// y[r, j] = x[r, j] * gelu(x[r, h + j]) with the exact (erf) GELU g * Phi(g), as torch F.gelu.
+void geglu(const float* x, float* y, int64_t rows, int64_t h) {
+  parallel_for(rows, row_grain(h), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* a = x + r * 2 * h;
+      const float* g = a + h;
+      float* yr = y + r * h;
+      for (int64_t j = 0; j < h; j++) {
+        float cdf, pdf;
+        normal_cdf_pdf(g[j], &cdf, &pdf);
+        yr[j] = a[j] * g[j] * cdf;
+      }
+    }
+  });
+}
+
+// d hidden = dy * gelu(g); d gate = dy * hidden * (Phi(g) + g phi(g)).
+void geglu_grad(const float* dy, const float* x, float* dx, int64_t rows, int64_t h) {
+  parallel_for(rows, row_grain(h), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const float* a = x + r * 2 * h;
+      const float* g = a + h;
+      const float* d = dy + r * h;
+      float* da = dx + r * 2 * h;
+      float* dg = da + h;
+      for (int64_t j = 0; j < h; j++) {
+        float cdf, pdf;
+        normal_cdf_pdf(g[j], &cdf, &pdf);
+        da[j] = d[j] * g[j] * cdf;
+        dg[j] = d[j] * a[j] * (cdf + g[j] * pdf);
+      }
     }
   });
 }

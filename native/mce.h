@@ -35,6 +35,9 @@ int64_t set_col_limit(int64_t floats);
 // ---- Fused elementwise / row kernels (rows of length d over the last axis).
 void gelu(const float* x, float* y, int64_t n);
 void gelu_grad(const float* dy, const float* x, float* dx, int64_t n);
+/** GEGLU: x [rows, 2h] (hidden | gate), y [rows, h] = hidden * gelu_erf(gate); dx has x's shape. */
+void geglu(const float* x, float* y, int64_t rows, int64_t h);
+void geglu_grad(const float* dy, const float* x, float* dx, int64_t rows, int64_t h);
 void silu(const float* x, float* y, int64_t n);
 void silu_grad(const float* dy, const float* x, float* dx, int64_t n);
 void layer_norm(const float* x, float* y, int64_t rows, int64_t d, float eps);
@@ -57,5 +60,12 @@ void group_norm(const float* x, const float* w, const float* b, float* y, int64_
                 int64_t G, float eps);
 void group_norm_grad(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int64_t B,
                      int64_t S, int64_t C, int64_t G, float eps);
+
+// ---- Scaled dot-product attention over token-major heads (attention.cc): q [B, L, H*D], k and v
+// [B, S, H*D], o [B, L, H*D]; o = softmax(q k^T / sqrt(D)) v per batch and head.
+void attention(const float* q, const float* k, const float* v, float* o, int64_t B, int64_t L, int64_t S, int64_t H,
+               int64_t D);
+void attention_grad(const float* dout, const float* q, const float* k, const float* v, float* dq, float* dk,
+                    float* dv, int64_t B, int64_t L, int64_t S, int64_t H, int64_t D);
 
 }  // namespace mce

@@ -47,6 +47,25 @@ static inline float tanh_f(float x) {
   return ax < 0.625f ? small : big;
 }
 
+/**
+ * The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2 and density phi(x), sharing one exp.
+ * erfc by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7), taken on |x| so that the lower tail
+ * is a product, not a difference: no cancellation for x << 0.
+ */
+static inline void normal_cdf_pdf(float x, float* cdf, float* pdf) {
+  const float z = (x < 0 ? -x : x) * 0.70710678118654752f;
+  const float t = 1.0f / (1.0f + 0.3275911f * z);
+  float p = 1.061405429f;
+  p = p * t - 1.453152027f;
+  p = p * t + 1.421413741f;
+  p = p * t - 0.284496736f;
+  p = p * t + 0.254829592f;
+  const float e = exp_f(-z * z);
+  const float half_erfc = 0.5f * p * t * e;
+  *cdf = x < 0 ? half_erfc : 1.0f - half_erfc;
+  *pdf = 0.39894228040143268f * e;
+}
+
 /** 1 / (1 + e^-x). */
 static inline float sigmoid_f(float x) { return 1.0f / (1.0f + exp_f(-x)); }
 

@@ -21,6 +21,10 @@
 //   MceGelu           {x}                    {}                 y = 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3)))
 //                                                               (torch GELU approximate="tanh")
 //   MceGeluGrad       {dy, x}                {}                 dx
+//   MceGeglu          {x}                    {}                 y = hidden * gelu(gate), x = [..., 2H] split
+//                                                               in halves (hidden | gate), y [..., H]; exact
+//                                                               (erf) GELU (diffusers GEGLU, torch F.gelu)
+//   MceGegluGrad      {dy, x}                {}                 dx (x's shape)
 //   MceSilu           {x}                    {}                 y = x * sigmoid(x)
 //   MceSiluGrad       {dy, x}                {}                 dx
 //   MceLayerNorm      {x}                    {eps} (1e-6)       y = (x - mean) / sqrt(var + eps), no affine,
@@ -43,6 +47,12 @@
 //                                                               weight and bias of C elements (torch GroupNorm
 //                                                               on NHWC)
 //   MceGroupNormGrad  {dy, x, weight}        {groups, eps}      [dx, dweight, dbias]
+//   MceAttention      {q, k, v}              {heads}            o = softmax(q k^T / sqrt(D)) v per batch and
+//                                                               head, token-major: q [B, L, H*D], k and v
+//                                                               [B, S, H*D], o [B, L, H*D] (head h is channels
+//                                                               h*D .. h*D+D-1); [B, H, L, D] is heads 1 over
+//                                                               B*H batches
+//   MceAttentionGrad  {dy, q, k, v}          {heads}            [dq, dk, dv]
 //
 // Env: MCE_THREADS=n sets the thread count of OpenBLAS and the fused kernels (default: 2, or the
 // CPU count if lower); MCE_NATIVE=0 ignores the addon (the wasm backend is used).
@@ -73,6 +83,9 @@ export interface NativeAddon {
   conv2dBackpropFilter(x: Float32Array, dy: Float32Array, dfilter: Float32Array, ...geom: ConvGeomArgs): void;
   gelu(x: Float32Array, y: Float32Array): void;
   geluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
+  /** x [rows, 2h] (hidden | gate), y [rows, h]. */
+  geglu(x: Float32Array, y: Float32Array, h: number): void;
+  gegluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array, h: number): void;
   silu(x: Float32Array, y: Float32Array): void;
   siluGrad(dy: Float32Array, x: Float32Array, dx: Float32Array): void;
   layerNorm(x: Float32Array, y: Float32Array, d: number, eps: number): void;
@@ -92,6 +105,11 @@ export interface NativeAddon {
     eps: number): void;
   groupNormGrad(dy: Float32Array, x: Float32Array, weight: Float32Array, dx: Float32Array, dweight: Float32Array,
     dbias: Float32Array, B: number, C: number, G: number, eps: number): void;
+  /** q, o [B, L, H*D]; k, v [B, S, H*D]. */
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, o: Float32Array, B: number, L: number, S: number,
+    H: number, D: number): void;
+  attentionGrad(dout: Float32Array, q: Float32Array, k: Float32Array, v: Float32Array, dq: Float32Array,
+    dk: Float32Array, dv: Float32Array, B: number, L: number, S: number, H: number, D: number): void;
   setThreads(n: number): void;
   getThreads(): number;
   /** OpenBLAS build configuration string. */
@@ -110,6 +128,8 @@ export type ConvGeomArgs = [number, number, number, number, number, number, numb
 export const FUSED_KERNELS = {
   gelu: 'MceGelu',
   geluGrad: 'MceGeluGrad',
+  geglu: 'MceGeglu',
+  gegluGrad: 'MceGegluGrad',
   silu: 'MceSilu',
   siluGrad: 'MceSiluGrad',
   layerNorm: 'MceLayerNorm',
@@ -122,12 +142,14 @@ export const FUSED_KERNELS = {
   modulateGrad: 'MceModulateGrad',
   groupNorm: 'MceGroupNorm',
   groupNormGrad: 'MceGroupNormGrad',
+  attention: 'MceAttention',
+  attentionGrad: 'MceAttentionGrad',
 } as const;
 
 const ADDON_FUNCTIONS: (keyof NativeAddon)[] = [
   'sgemm', 'sgemmBatched', 'biasAct', 'conv2d', 'conv2dBackpropInput', 'conv2dBackpropFilter', 'gelu',
-  'geluGrad', 'silu', 'siluGrad', 'layerNorm', 'layerNormGrad', 'rmsNorm', 'rmsNormGrad', 'softmax',
-  'softmaxGrad', 'modulate', 'modulateGrad', 'groupNorm', 'groupNormGrad', 'setThreads', 'getThreads', 'info', '_setColLimit', '_setOneThreadMnk',
+  'geluGrad', 'geglu', 'gegluGrad', 'silu', 'siluGrad', 'layerNorm', 'layerNormGrad', 'rmsNorm', 'rmsNormGrad', 'softmax',
+  'softmaxGrad', 'modulate', 'modulateGrad', 'groupNorm', 'groupNormGrad', 'attention', 'attentionGrad', 'setThreads', 'getThreads', 'info', '_setColLimit', '_setOneThreadMnk',
 ];
 
 // ---- loading ---------------------------------------------------------------------------------
@@ -427,6 +449,13 @@ function rowLen(t: HostTensor | number[], kernel: string): number {
   return last(shape);
 }
 
+/** H of a GEGLU input [..., 2H]. */
+function gegluHalf(x: number[], kernel: string): number {
+  const d = rowLen(x, kernel);
+  if (d % 2 !== 0) throw new Error(`${kernel}: the last axis of x [${x}] must be even (hidden | gate)`);
+  return d / 2;
+}
+
 /** Batch size and per-operand stride (d or 0) of AdaLN modulate. */
 function modGeom(x: number[], scale: number[], shift: number[], kernel: string): { B: number; d: number; ss: number; hs: number } {
   if (x.length < 2) throw new Error(`${kernel}: x must have rank >= 2 ([B, ..., D]), got [${x}]`);
@@ -451,6 +480,17 @@ function gnGeom(x: number[], attrs: NamedAttrMap, kernel: string): { B: number; 
   return { B: x[0]!, C, G };
 }
 
+/** B, L, S, H, D of a token-major attention (q [B, L, H*D], k and v [B, S, H*D]). */
+function attnGeom(q: number[], k: number[], v: number[], attrs: NamedAttrMap, kernel: string): [number, number, number, number, number] {
+  const H = Number(attrs['heads']);
+  const ok = q.length === 3 && k.length === 3 && v.length === 3 && Number.isInteger(H) && H >= 1 &&
+    q[2]! % H === 0 && q[0] === k[0] && k[2] === q[2] && v.every((n, i) => n === k[i]);
+  if (!ok) {
+    throw new Error(`${kernel}: needs q [B, L, H*D], k and v [B, S, H*D] with ${attrs['heads']} heads, got [${q}], [${k}], [${v}]`);
+  }
+  return [q[0]!, q[1]!, k[1]!, H, q[2]! / H];
+}
+
 function fusedKernels(addon: NativeAddon): KernelConfig[] {
   const K = FUSED_KERNELS;
   const same = (name: string) => (s: Record<string, number[]>): number[][] => [s[name]!.slice()];
@@ -459,6 +499,14 @@ function fusedKernels(addon: NativeAddon): KernelConfig[] {
     nativeKernel(K.geluGrad, {
       outputs: same('x'),
       compute: (x, [dx]) => addon.geluGrad(x['dy']!.data, x['x']!.data, dx!.data),
+    }),
+    nativeKernel(K.geglu, {
+      outputs: (s) => [[...s['x']!.slice(0, -1), gegluHalf(s['x']!, K.geglu)]],
+      compute: (x, [y]) => addon.geglu(x['x']!.data, y!.data, gegluHalf(x['x']!.shape, K.geglu)),
+    }),
+    nativeKernel(K.gegluGrad, {
+      outputs: same('x'),
+      compute: (x, [dx]) => addon.gegluGrad(x['dy']!.data, x['x']!.data, dx!.data, gegluHalf(x['x']!.shape, K.gegluGrad)),
     }),
     nativeKernel(K.silu, { outputs: same('x'), compute: (x, [y]) => addon.silu(x['x']!.data, y!.data) }),
     nativeKernel(K.siluGrad, {
@@ -525,6 +573,21 @@ function fusedKernels(addon: NativeAddon): KernelConfig[] {
         addon.groupNormGrad(x['dy']!.data, x['x']!.data, x['weight']!.data, dx!.data, dw!.data, db!.data, g.B, g.C, g.G, eps(attrs));
       },
     }),
+    nativeKernel(K.attention, {
+      outputs: (s, attrs) => {
+        attnGeom(s['q']!, s['k']!, s['v']!, attrs, K.attention);
+        return [s['q']!.slice()];
+      },
+      compute: (x, [o], attrs) =>
+        addon.attention(x['q']!.data, x['k']!.data, x['v']!.data, o!.data,
+          ...attnGeom(x['q']!.shape, x['k']!.shape, x['v']!.shape, attrs, K.attention)),
+    }),
+    nativeKernel(K.attentionGrad, {
+      outputs: (s) => [s['q']!.slice(), s['k']!.slice(), s['v']!.slice()],
+      compute: (x, [dq, dk, dv], attrs) =>
+        addon.attentionGrad(x['dy']!.data, x['q']!.data, x['k']!.data, x['v']!.data, dq!.data, dk!.data, dv!.data,
+          ...attnGeom(x['q']!.shape, x['k']!.shape, x['v']!.shape, attrs, K.attentionGrad)),
+    }),
   ];
 }
 
@@ -541,6 +604,7 @@ function fusedGradients(): GradConfig[] {
   const K = FUSED_KERNELS;
   return [
     { kernelName: K.gelu, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => run(K.geluGrad, { dy: dy as Tensor, x: x! }) as Tensor }) },
+    { kernelName: K.geglu, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => run(K.gegluGrad, { dy: dy as Tensor, x: x! }) as Tensor }) },
     { kernelName: K.silu, inputsToSave: ['x'], gradFunc: (dy, [x]) => ({ x: () => run(K.siluGrad, { dy: dy as Tensor, x: x! }) as Tensor }) },
     {
       kernelName: K.layerNorm,
@@ -568,6 +632,14 @@ function fusedGradients(): GradConfig[] {
         const [dx, dw, db] = run(K.groupNormGrad, { dy: dy as Tensor, x: x!, weight: weight! }, { groups: Number(attrs['groups']), eps: eps(attrs) }) as Tensor[];
         // bias has the weight's shape.
         return { x: () => dx!, weight: () => dw!, bias: () => db! };
+      },
+    },
+    {
+      kernelName: K.attention,
+      inputsToSave: ['q', 'k', 'v'],
+      gradFunc: (dy, [q, k, v], attrs) => {
+        const [dq, dk, dv] = run(K.attentionGrad, { dy: dy as Tensor, q: q!, k: k!, v: v! }, { heads: Number(attrs['heads']) }) as Tensor[];
+        return { q: () => dq!, k: () => dk!, v: () => dv! };
       },
     },
     {

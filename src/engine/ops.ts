@@ -29,6 +29,19 @@ export function gelu(x: Tensor): Tensor {
   });
 }
 
+/**
+ * GEGLU, diffusers' FeedForward activation: x [..., 2H] splits into hidden and gate halves, and the
+ * result is hidden * gelu(gate) with the exact (erf) GELU, torch F.gelu's default.
+ */
+export function geglu(x: Tensor): Tensor {
+  if (hasNativeKernel('MceGeglu')) return fused('MceGeglu', { x });
+  return tf.tidy(() => {
+    const [hidden, gate] = tf.split(x, 2, x.rank - 1) as [Tensor, Tensor];
+    const gelu = tf.mul(tf.mul(gate, 0.5), tf.add(1, tf.erf(tf.mul(gate, Math.SQRT1_2))));
+    return tf.mul(hidden, gelu);
+  });
+}
+
 /** SiLU (x * sigmoid(x)). */
 export function silu(x: Tensor): Tensor {
   if (hasNativeKernel('MceSilu')) return fused('MceSilu', { x });
@@ -78,13 +91,36 @@ export function groupNorm(x: Tensor, groups: number, weight: Tensor, bias: Tenso
   });
 }
 
-/** Scaled dot-product attention: q, k, v [B, H, L, D] -> [B, H, L, D]. */
+/** Scaled dot-product attention: q [..., L, D], k and v [..., S, D] (same leading dims) -> [..., L, D]. */
 export function attention(q: Tensor, k: Tensor, v: Tensor): Tensor {
+  const lead = q.shape.slice(0, -2);
+  const sameLead = k.rank === q.rank && v.rank === q.rank && lead.every((n, i) => n === k.shape[i] && n === v.shape[i]);
+  if (hasNativeKernel('MceAttention') && sameLead && v.shape[v.rank - 1] === q.shape[q.rank - 1]) {
+    // [..., L, D] is token-major with one head over prod(...) batches.
+    return tf.tidy(() => {
+      const flat = (t: Tensor): Tensor => t.reshape([-1, ...t.shape.slice(-2)]);
+      return fused('MceAttention', { q: flat(q), k: flat(k), v: flat(v) }, { heads: 1 }).reshape(q.shape);
+    });
+  }
   return tf.tidy(() => {
     const d = q.shape[q.rank - 1]!;
     const scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d));
     const probs = hasNativeKernel('MceSoftmax') ? fused('MceSoftmax', { x: scores }) : tf.softmax(scores);
     return tf.matMul(probs, v);
+  });
+}
+
+/**
+ * Multi-head attention on token-major projections, as linear layers give them: q [B, L, H*D], k and
+ * v [B, S, H*D] -> [B, L, H*D], head h on channels h*D .. h*D + D - 1. The native kernel reads the
+ * heads in place; elsewhere they are split out to [B, H, L, D] and merged back.
+ */
+export function attentionHeads(q: Tensor, k: Tensor, v: Tensor, heads: number): Tensor {
+  if (hasNativeKernel('MceAttention')) return fused('MceAttention', { q, k, v }, { heads });
+  return tf.tidy(() => {
+    const [b, l, inner] = q.shape as [number, number, number];
+    const split = (t: Tensor): Tensor => t.reshape([b, t.shape[1]!, heads, inner / heads]).transpose([0, 2, 1, 3]);
+    return attention(split(q), split(k), split(v)).transpose([0, 2, 1, 3]).reshape([b, l, inner]);
   });
 }
 

@@ -243,6 +243,8 @@ const run = (name: string, inputs: Record<string, Tensor>, attrs: Record<string,
 interface Fused {
   name: string;
   inputs: Record<string, number[]>;
+  /** Output shape when it is not x's. */
+  outShape?: number[];
   attrs?: Record<string, number>;
   composite(x: Record<string, Tensor>): Tensor;
   ref(x: Record<string, Float64Array>, shapes: Record<string, number[]>): Float64Array;
@@ -261,6 +263,27 @@ function fusedCases(shape: number[], mod: { scale: number[]; shift: number[] }):
       inputs: { x: shape },
       composite: ({ x }) => tf.mul(tf.mul(0.5, x!), tf.add(1, tf.tanh(tf.mul(GK, tf.add(x!, tf.mul(0.044715, tf.mul(tf.mul(x!, x!), x!))))))),
       ref: ({ x }) => x!.map((v) => 0.5 * v * (1 + Math.tanh(GK * (v + 0.044715 * v * v * v)))),
+    },
+    {
+      name: K.geglu,
+      inputs: { x: [...shape.slice(0, -1), 2 * shape[shape.length - 1]!] },
+      outShape: shape,
+      composite: ({ x }) => {
+        const [a, g] = tf.split(x!, 2, -1);
+        return tf.mul(a!, tf.mul(tf.mul(0.5, g!), tf.add(1, tf.erf(tf.mul(g!, Math.SQRT1_2)))));
+      },
+      ref: ({ x }, s) => {
+        const [n, d] = rows(s['x']!);
+        const h = d / 2;
+        const y = new Float64Array(n * h);
+        for (let r = 0; r < n; r++) {
+          for (let j = 0; j < h; j++) {
+            const g = x![r * d + h + j]!;
+            y[r * h + j] = x![r * d + j]! * 0.5 * g * (1 + erf64(g / Math.SQRT2));
+          }
+        }
+        return y;
+      },
     },
     {
       name: K.silu,
@@ -347,6 +370,26 @@ function fusedCases(shape: number[], mod: { scale: number[]; shift: number[] }):
   ];
 }
 
+/** erf to ~1e-15 (Maclaurin series below 3, continued fraction of erfc above), the float64 reference. */
+function erf64(x: number): number {
+  const z = Math.abs(x);
+  let r: number;
+  if (z < 3) {
+    let term = z;
+    let sum = z;
+    for (let n = 1; n < 100; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    r = (2 / Math.sqrt(Math.PI)) * sum;
+  } else {
+    let cf = 0;
+    for (let n = 60; n >= 1; n--) cf = (n / 2) / (z + cf);
+    r = 1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + cf);
+  }
+  return x < 0 ? -r : r;
+}
+
 const dot = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
@@ -357,7 +400,7 @@ async function checkFused(f: Fused): Promise<void> {
   const names = Object.keys(f.inputs);
   const data: Record<string, Float32Array> = {};
   for (const n of names) data[n] = randn(f.inputs[n]!, n === 'x' && f.name === K.softmax ? 3 : 1).data;
-  const outShape = f.inputs['x']!;
+  const outShape = f.outShape ?? f.inputs['x']!;
   const r = randn(outShape);
   const tensors = (): Record<string, Tensor> => Object.fromEntries(names.map((n) => [n, tf.tensor(data[n]!, f.inputs[n]!)]));
   const lossAndGrads = (op: (x: Record<string, Tensor>) => Tensor) => (): Tensor[] => {
@@ -401,6 +444,51 @@ test('fused kernels: forward and gradients (large enough to use both threads)', 
   for (const f of fusedCases([4, 64, 320], { scale: [320], shift: [4, 1, 320] })) await checkFused(f);
 });
 
+/** MceAttention over token-major heads: q [B, L, H*D], k and v [B, S, H*D]. */
+function attentionCase(B: number, L: number, S: number, H: number, D: number): Fused {
+  const C = H * D;
+  return {
+    name: K.attention,
+    inputs: { q: [B, L, C], k: [B, S, C], v: [B, S, C] },
+    outShape: [B, L, C],
+    attrs: { heads: H },
+    composite: ({ q, k, v }) => {
+      const split = (t: Tensor, n: number): Tensor => t.reshape([B, n, H, D]).transpose([0, 2, 1, 3]);
+      const p = tf.softmax(tf.mul(tf.matMul(split(q!, L), split(k!, S), false, true), 1 / Math.sqrt(D)));
+      return tf.matMul(p, split(v!, S)).transpose([0, 2, 1, 3]).reshape([B, L, C]);
+    },
+    ref: ({ q, k, v }) => {
+      const o = new Float64Array(B * L * C);
+      const p = new Float64Array(S);
+      for (let b = 0; b < B; b++) {
+        for (let h = 0; h < H; h++) {
+          for (let i = 0; i < L; i++) {
+            const qi = (b * L + i) * C + h * D;
+            let m = -Infinity;
+            for (let j = 0; j < S; j++) {
+              let d = 0;
+              for (let c = 0; c < D; c++) d += q![qi + c]! * k![(b * S + j) * C + h * D + c]!;
+              m = Math.max(m, (p[j] = d / Math.sqrt(D)));
+            }
+            let z = 0;
+            for (let j = 0; j < S; j++) z += (p[j] = Math.exp(p[j]! - m));
+            for (let j = 0; j < S; j++) {
+              for (let c = 0; c < D; c++) o[qi + c]! += (p[j]! / z) * v![(b * S + j) * C + h * D + c]!;
+            }
+          }
+        }
+      }
+      return o;
+    },
+  };
+}
+
+test('MceAttention: forward and gradients for q, k and v (one and several heads, L != S)', { skip }, async () => {
+  await checkFused(attentionCase(2, 3, 5, 2, 3));
+  await checkFused(attentionCase(3, 4, 4, 1, 8));
+  await checkFused(attentionCase(8, 64, 16, 2, 32)); // the sd-emoji UNet's cross-attention, both threads
+});
+
 test('MceGroupNorm: forward and gradients for x, weight and bias match the composite GroupNorm on wasm', { skip }, async () => {
   // groupNormNHWC runs the fused kernel under native and tfjs's ops under wasm.
   const cases = [
@@ -433,6 +521,8 @@ test('fused kernels give the same numbers on 1 and 2 threads; registered only un
   const fn = (): Tensor[] => {
     const xt = T(x);
     return [run(K.gelu, { x: xt }), run(K.layerNorm, { x: xt }, { eps: 1e-6 }), run(K.softmax, { x: xt }),
+      run(K.attention, { q: xt, k: xt, v: xt }, { heads: 4 }),
+      ...(tf.engine().runKernel(K.attentionGrad, { dy: xt, q: xt, k: xt, v: xt }, { heads: 4 }) as Tensor[]),
       ...(tf.engine().runKernel(K.rmsNormGrad, { dy: xt, x: xt, scale: T(s) }, { eps: 1e-6 }) as Tensor[])];
   };
   const threads = addon!.getThreads();
@@ -442,11 +532,11 @@ test('fused kernels give the same numbers on 1 and 2 threads; registered only un
     addon!.setThreads(2);
     assert.equal(addon!.getThreads(), 2);
     const two = await on('native', fn);
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < 8; i++) {
       const diff = one[i]!.findIndex((v, j) => !Object.is(v, two[i]![j]));
       assert.equal(diff, -1, `output ${i} differs between 1 and 2 threads at [${diff}]`);
     }
-    close(two[4]!, one[4]!, 'rmsNorm dscale (reduced per thread)', 1e-5, 1e-6);
+    close(two[8]!, one[8]!, 'rmsNorm dscale (reduced per thread)', 1e-5, 1e-6);
   } finally {
     addon!.setThreads(threads);
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../../src/engine/tf.js';
 import { availableBackends, useBackend } from '../../src/engine/backend.js';
-import { attention, gelu, layerNorm, linear, modulate, rmsNorm, silu } from '../../src/engine/ops.js';
+import { attention, geglu, gelu, layerNorm, linear, modulate, rmsNorm, silu } from '../../src/engine/ops.js';
 import { randnArray } from '../../src/engine/rng.js';
 
 // Every op gives the same numbers on every backend (the native one dispatches to fused kernels),
@@ -13,6 +13,7 @@ const vec = (seed: number, shape: number[]): Tensor => tf.tensor(randnArray(shap
 
 const cases: Record<string, (t: Tensor) => Tensor> = {
   gelu: (t) => gelu(t),
+  geglu: (t) => geglu(t),
   silu: (t) => silu(t),
   layerNorm: (t) => layerNorm(t, 1e-6, vec(2, [D]), vec(3, [D])),
   rmsNorm: (t) => rmsNorm(t, vec(4, [D])),
@@ -67,6 +68,8 @@ test('ops match hand-computed values', async () => {
   };
   await close(gelu(t), [-0.15880801, 0, 1.95459769]);
   await close(silu(t), [-0.26894142, 0, 1.76159416]);
+  // hidden [-1, 0, 2] times F.gelu of gate [2, 1, -1]: 1.95449974, 0.84134475, -0.15865525.
+  await close(geglu(tf.tensor2d([[-1, 0, 2, 2, 1, -1]])), [-1.95449974, 0, -0.3173105]);
   await close(layerNorm(t), [-1.06904497, -0.26726124, 1.33630621]);
   await close(rmsNorm(t, tf.tensor1d([1, 1, 2])), [-0.77459667, 0, 3.09838668]);
   await close(modulate(t, tf.tensor1d([1, 1, 1]), tf.tensor1d([1, 0, -1])), [-1, 1, 1]);

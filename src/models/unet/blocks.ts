@@ -3,7 +3,7 @@
 // functions of (weights, name prefix, inputs, masks). Activations are NHWC [B, H, W, C] (what tfjs
 // conv2d runs); weights stay in torch layout and conv filters are transposed per call.
 import { tf, type Tensor } from '../../engine/tf.js';
-import { attention, layerNorm, linear, silu } from '../../engine/ops.js';
+import { attentionHeads, geglu, layerNorm, linear, silu } from '../../engine/ops.js';
 import { FUSED_KERNELS, hasNativeKernel } from '../../engine/native.js';
 import type { UnetMasks } from './masks.js';
 import type { UnetWeights } from './weights.js';
@@ -71,11 +71,6 @@ export function upsampleNearest2x(x: Tensor): Tensor {
     const cols = tf.concat([col, col], 2).reshape([b, h, 1, 2 * w * c]);
     return tf.concat([cols, cols], 2).reshape([b, 2 * h, 2 * w, c]);
   });
-}
-
-/** Exact (erf) GELU, torch F.gelu's default, as diffusers' GEGLU uses. */
-export function geluErf(x: Tensor): Tensor {
-  return tf.tidy(() => tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.mul(x, Math.SQRT1_2)))));
 }
 
 // ------------------------------------------------------------------ timestep embedding
@@ -161,18 +156,14 @@ export function attentionLayer(w: UnetWeights, p: string, x: Tensor, context: Te
   return tf.tidy(() => {
     const src = context ?? x;
     const [b, l] = x.shape as [number, number, number];
-    const s = src.shape[1]!;
     const q = maybeMask(linear(x, req(w, `${p}.to_q.weight`), w[`${p}.to_q.bias`]), masks[`${p}.to_q`]);
     const k = maybeMask(linear(src, req(w, `${p}.to_k.weight`), w[`${p}.to_k.bias`]), masks[`${p}.to_k`]);
     const v = maybeMask(linear(src, req(w, `${p}.to_v.weight`), w[`${p}.to_v.bias`]), masks[`${p}.to_v`]);
     const inner = q.shape[2]!;
-    const d = inner / heads;
-    const split = (t: Tensor, n: number): Tensor => t.reshape([b, n, heads, d]).transpose([0, 2, 1, 3]);
-    let o = attention(split(q, l), split(k, s), split(v, s)); // [B, H, L, D]
+    let o = attentionHeads(q, k, v, heads); // [B, L, H*D]
     const hm = masks[`${p}.heads`];
-    if (hm) o = tf.mul(o, hm.reshape([1, heads, 1, 1]));
-    const merged = o.transpose([0, 2, 1, 3]).reshape([b, l, inner]);
-    const out = linear(merged, req(w, `${p}.to_out.0.weight`), w[`${p}.to_out.0.bias`]);
+    if (hm) o = tf.mul(o.reshape([b, l, heads, inner / heads]), hm.reshape([1, 1, heads, 1])).reshape([b, l, inner]);
+    const out = linear(o, req(w, `${p}.to_out.0.weight`), w[`${p}.to_out.0.bias`]);
     return maybeMask(out, masks[`${p}.to_out`]);
   });
 }
@@ -184,8 +175,7 @@ export function attentionLayer(w: UnetWeights, p: string, x: Tensor, context: Te
 export function feedForward(w: UnetWeights, p: string, x: Tensor, masks: UnetMasks): Tensor {
   return tf.tidy(() => {
     const hp = linear(x, req(w, `${p}.net.0.proj.weight`), w[`${p}.net.0.proj.bias`]);
-    const [hidden, gate] = tf.split(hp, 2, hp.rank - 1) as [Tensor, Tensor];
-    const act = maybeMask(tf.mul(hidden, geluErf(gate)), masks[`${p}.hidden`]);
+    const act = maybeMask(geglu(hp), masks[`${p}.hidden`]);
     return linear(act, req(w, `${p}.net.2.weight`), w[`${p}.net.2.bias`]);
   });
 }
