@@ -110,6 +110,18 @@ void sgemm_batched(bool transA, bool transB, int batch, int M, int N, int K, flo
   if (quiet) openblas_set_num_threads(T);
 }
 
+void parallel_gemms(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f) {
+  const bool quiet = g_threads > 1;
+  if (quiet) openblas_set_num_threads(1);
+  parallel_for(n, grain, f);
+  if (quiet) openblas_set_num_threads(g_threads);
+}
+
+void sgemm_serial(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                  int ldb, float beta, float* C, int ldc) {
+  gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void bias_act(float* y, const float* bias, int64_t rows, int64_t n, int64_t biasLen, int act) {
   parallel_for(rows, std::max<int64_t>(1, 32768 / std::max<int64_t>(1, n)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {

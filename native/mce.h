@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 namespace mce {
 
@@ -19,6 +20,14 @@ int64_t set_one_thread_mnk(int64_t mnk);
 void sgemm_batched(bool transA, bool transB, int batch, int M, int N, int K, float alpha, const float* A,
                    int lda, int64_t sA, const float* B, int ldb, int64_t sB, float beta, float* C, int ldc,
                    int64_t sC);
+/**
+ * parallel_for over [0, n) with OpenBLAS held to one thread meanwhile, so that each task's GEMMs
+ * (sgemm_serial) run whole on the task's thread: as sgemm_batched does with many small products.
+ */
+void parallel_gemms(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f);
+/** A GEMM on the calling thread, for use inside parallel_gemms (same arguments as sgemm). */
+void sgemm_serial(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+                  int ldb, float beta, float* C, int ldc);
 /** y[r, j] = act(y[r, j] + bias[j or 0]); biasLen is 0 (none), 1 or n; act 0 = linear, 1 = relu. */
 void bias_act(float* y, const float* bias, int64_t rows, int64_t n, int64_t biasLen, int act);
 
