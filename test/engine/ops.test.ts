@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { tf, type Tensor } from '../../src/engine/tf.js';
 import { availableBackends, useBackend } from '../../src/engine/backend.js';
-import { attention, geglu, gelu, layerNorm, linear, modulate, rmsNorm, silu } from '../../src/engine/ops.js';
+import { attention, attentionHeads, geglu, gelu, layerNorm, linear, modulate, rmsNorm, silu } from '../../src/engine/ops.js';
 import { randnArray } from '../../src/engine/rng.js';
 
 // Every op gives the same numbers on every backend (the native one dispatches to fused kernels),
@@ -21,6 +21,7 @@ const cases: Record<string, (t: Tensor) => Tensor> = {
   modulateShared: (t) => modulate(t, vec(5, [D]), vec(6, [D])),
   modulatePerToken: (t) => modulate(t, vec(5, [L, D]), vec(6, [L, D])),
   linear: (t) => linear(t, vec(7, [3, D]), vec(8, [3])),
+  attentionHeads: (t) => attentionHeads(t, tf.mul(t, 0.5), tf.add(t, 1), 2),
   attention: (t) => {
     const q = t.reshape([B, L, 2, 4]).transpose([0, 2, 1, 3]);
     return attention(q, tf.mul(q, 0.5), tf.add(q, 1));
