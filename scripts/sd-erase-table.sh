@@ -1,0 +1,20 @@
+#!/bin/bash
+# The README's sd-emoji erasure table: issue 5's cases (an object, characters, a style, three
+# concepts at once) erased from sd-emoji at the defaults, with DDIM 20 steps and CFG inside each step
+# as the benchmark runs it. Two one-thread erases at a time (one per core); each run ends with its
+# 48-prompt held-out evaluation, printed in its log and kept in its summary.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+erase() { local out=$1; shift; MCE_THREADS=1 node bin/mce.js erase --model sd-emoji --steps 20 "$@" --out "runs/$out" > "runs/$out.log" 2>&1; }
+mkdir -p runs
+(
+  erase s11-sd-knife --concept "kitchen knife"
+  erase s11-sd-multi --concept "kitchen knife" --concept dagger --concept vampire
+) &
+(
+  erase s11-sd-superhero --concept superhero
+  erase s11-sd-twemoji --concept "twemoji style"
+  erase s11-sd-vampire --concept vampire
+) &
+wait
+grep -H "held-out eval\|done in" runs/s11-sd-*.log
