@@ -555,6 +555,9 @@ test('the addon checks extents and types', { skip }, () => {
   assert.throws(() => addon!.sgemm(false, false, 2, 2, 3, 1, a, 3, b, 2, 0, c, 2), /C has 3 elements, needs 4/);
   assert.throws(() => addon!.gelu(a, new Float32Array(5)), /same length/);
   assert.throws(() => addon!.layerNorm(a, new Float32Array(6), 4, 1e-6), /multiple of the row length/);
+  assert.throws(() => addon!.geglu(a, new Float32Array(6), 3), /half the elements of x/);
+  assert.throws(() => addon!.attention(a, a, a, new Float32Array(6), 1, 3, 2, 1, 2), /k must have B\*S\*H\*D elements/);
+  assert.throws(() => addon!.attention(a, new Float32Array(2), new Float32Array(2), c, 1, 3, 1, 1, 2), /q and o must have the same length/);
   assert.throws(() => addon!.sgemm(false, false, 1, 1, 1, 1, [1] as unknown as Float32Array, 1, b, 1, 0, c, 1), /Float32Array/);
   // And computes: [[1,2,3],[4,5,6]] x [[1,0],[0,1],[1,1]].
   const C = new Float32Array(4);
