@@ -16,7 +16,9 @@ namespace mce {
 
 namespace {
 
-// Rows of p [L, S] := softmax(p) in place.
+// Rows of p [L, S] := softmax(p) in place, summed in sequence. mce::softmax (fused.cc) does the same
+// with vectorised sums, which round differently: docs/results.md was measured with this one, so
+// switch to it together with the next complete benchmark run.
 void softmax_rows(float* p, int64_t L, int64_t S) {
   for (int64_t i = 0; i < L; i++) {
     float* r = p + i * S;
