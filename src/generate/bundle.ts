@@ -84,3 +84,50 @@ export async function loadAutoEncoderFile(path: string): Promise<AutoEncoder> {
   if (!params) throw new Error('ae.safetensors has no params metadata');
   return AutoEncoder.fromWeights(params, a.tensors);
 }
+
+/** The denoiser's weights, text encoder and autoencoder of a bundle, loaded together. */
+export interface BundleParts {
+  weights: Record<string, Tensor>;
+  text: TextEncoder;
+  ae: AutoEncoder | null;
+  dispose(): void;
+}
+
+/**
+ * Load what every family's bundle holds: its denoiser (`weightsFile`, checked by `validate`), the
+ * text encoder and, for an 'ae' latent, the autoencoder. On any failure what was loaded is freed and
+ * one ModelLoadError line names the folder.
+ */
+export async function loadBundleParts(
+  dir: string,
+  file: (f: string) => string,
+  manifest: { text_encoder: { params: TextEncoderParams }; latent: { kind: string } },
+  weightsFile: string,
+  validate: (weights: Record<string, Tensor>) => void,
+): Promise<BundleParts> {
+  let weights: Record<string, Tensor> = {};
+  let text: TextEncoder | null = null;
+  try {
+    weights = (await loadTensors(file(weightsFile))).tensors;
+    validate(weights);
+    text = await loadTextEncoderFile(file('text_encoder.safetensors'), manifest.text_encoder.params);
+    const ae = manifest.latent.kind === 'ae' ? await loadAutoEncoderFile(file('ae.safetensors')) : null;
+    const te = text;
+    const w = weights;
+    return {
+      weights: w,
+      text: te,
+      ae,
+      dispose: () => {
+        tf.dispose(Object.values(w));
+        te.dispose();
+        ae?.dispose();
+      },
+    };
+  } catch (e) {
+    tf.dispose(Object.values(weights));
+    text?.dispose();
+    if (e instanceof ModelLoadError) throw e;
+    throw new ModelLoadError(`${dir}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}

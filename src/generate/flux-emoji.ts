@@ -18,7 +18,7 @@ import { makeImgIds, makeTxtIds, packLatents, unpackLatents } from '../models/fl
 import type { FluxParams } from '../models/flux/params.js';
 import { validateFluxWeights, type FluxWeights } from '../models/flux/weights.js';
 import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
-import { loadAutoEncoderFile, loadTensors, loadTextEncoderFile, ModelLoadError, readBundle } from './bundle.js';
+import { loadBundleParts, ModelLoadError, readBundle } from './bundle.js';
 import { eulerSample } from '../sampling/euler.js';
 import { fluxDenoiser } from '../sampling/flux.js';
 import { fluxSchedule } from '../sampling/schedule.js';
@@ -53,33 +53,8 @@ export interface FluxEmojiModel {
 /** Load a bundle (one clear line on a bad path or bad files). */
 export async function loadFluxEmoji(nameOrPath: string): Promise<FluxEmojiModel> {
   const { dir, manifest, file } = readBundle<FluxEmojiManifest>(nameOrPath, FLUX_EMOJI_FORMAT);
-  let weights: Record<string, Tensor> = {};
-  let text: TextEncoder | null = null;
-  try {
-    weights = (await loadTensors(file('transformer.safetensors'))).tensors;
-    validateFluxWeights(manifest.flux, weights);
-    text = await loadTextEncoderFile(file('text_encoder.safetensors'), manifest.text_encoder.params);
-    const ae = manifest.latent.kind === 'ae' ? await loadAutoEncoderFile(file('ae.safetensors')) : null;
-    const te = text;
-    return {
-      dir,
-      manifest,
-      cfg: manifest.flux,
-      weights,
-      text: te,
-      ae,
-      dispose: () => {
-        tf.dispose(Object.values(weights));
-        te.dispose();
-        ae?.dispose();
-      },
-    };
-  } catch (e) {
-    tf.dispose(Object.values(weights));
-    text?.dispose();
-    if (e instanceof ModelLoadError) throw e;
-    throw new ModelLoadError(`${dir}: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const parts = await loadBundleParts(dir, file, manifest, 'transformer.safetensors', (w) => validateFluxWeights(manifest.flux, w));
+  return { dir, manifest, cfg: manifest.flux, ...parts, weights: parts.weights as FluxWeights };
 }
 
 export interface GenerateOptions {

@@ -18,7 +18,7 @@ import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
 import { unetDenoiser, validateUnetWeights, type UnetParams, type UnetWeights } from '../models/unet/index.js';
 import { ddimSample, guidedEps } from '../sampling/ddim.js';
 import { ddimPlan } from '../sampling/diffusion-schedule.js';
-import { loadAutoEncoderFile, loadTensors, loadTextEncoderFile, readBundle } from './bundle.js';
+import { loadBundleParts, readBundle } from './bundle.js';
 import { ModelLoadError, toRgbImages, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
 
 export const SD_EMOJI_FORMAT = 'mce-sd-emoji/1';
@@ -49,33 +49,8 @@ export interface SdEmojiModel {
 /** Load a bundle (one clear line on a bad path or bad files). */
 export async function loadSdEmoji(nameOrPath: string): Promise<SdEmojiModel> {
   const { dir, manifest, file } = readBundle<SdEmojiManifest>(nameOrPath, SD_EMOJI_FORMAT);
-  let weights: Record<string, Tensor> = {};
-  let text: TextEncoder | null = null;
-  try {
-    weights = (await loadTensors(file('unet.safetensors'))).tensors;
-    validateUnetWeights(manifest.unet, weights);
-    text = await loadTextEncoderFile(file('text_encoder.safetensors'), manifest.text_encoder.params);
-    const ae = manifest.latent.kind === 'ae' ? await loadAutoEncoderFile(file('ae.safetensors')) : null;
-    const te = text;
-    return {
-      dir,
-      manifest,
-      cfg: manifest.unet,
-      weights,
-      text: te,
-      ae,
-      dispose: () => {
-        tf.dispose(Object.values(weights));
-        te.dispose();
-        ae?.dispose();
-      },
-    };
-  } catch (e) {
-    tf.dispose(Object.values(weights));
-    text?.dispose();
-    if (e instanceof ModelLoadError) throw e;
-    throw new ModelLoadError(`${dir}: ${(e as Error).message.split('\n')[0]}`);
-  }
+  const parts = await loadBundleParts(dir, file, manifest, 'unet.safetensors', (w) => validateUnetWeights(manifest.unet, w));
+  return { dir, manifest, cfg: manifest.unet, ...parts, weights: parts.weights as UnetWeights };
 }
 
 /** NCHW latents -> RGB images (decoded by the autoencoder, or pixels as they are). */
