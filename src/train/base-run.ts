@@ -21,6 +21,14 @@ export interface BaseRunSettings {
   init?: string;
 }
 
+/** What a caller of a base-model trainer (trainFlow, trainDiffusion) may set. */
+export interface TrainRunOptions {
+  /** Stop at this step (a later run resumes). */
+  maxSteps?: number;
+  progress?: boolean;
+  log?: (s: string) => void;
+}
+
 export interface BaseRunOptions<B> {
   /** 'flow' | 'diffusion': the prefix of log lines and the progress label. */
   kind: string;

@@ -31,13 +31,13 @@ import { sha256 } from '../world/util.js';
 import { SD_EMOJI_FORMAT } from '../generate/sd-emoji.js';
 import type { Params } from './optim.js';
 import type { TrainResult } from './loop.js';
-import { runBaseTraining } from './base-run.js';
+import { runBaseTraining, type TrainRunOptions } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, totalSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
-  addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
+  addTextEncoderParams, drawTrainSamples, encodeWorldLatents, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
   type LatentSpec, type TrainCaptions,
 } from './world-data.js';
 
@@ -147,12 +147,7 @@ export function diffusionLoss(cfg: DiffusionTrainConfig, params: Record<string, 
   });
 }
 
-export interface DiffusionRunOptions {
-  /** Stop at this step (a later run resumes). */
-  maxSteps?: number;
-  progress?: boolean;
-  log?: (s: string) => void;
-}
+export type DiffusionRunOptions = TrainRunOptions;
 
 export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: string, opts: DiffusionRunOptions = {}): Promise<TrainResult> {
   validateDiffusionConfig(cfg, configPath);
@@ -173,20 +168,12 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
     configPath,
     config: { unet: cfg.unet, text: cfg.text, dataset: cfg.dataset, latent: cfg.latent, train: t, vocab: sha256(vocab.join(',')) },
     batchFn: (_ctx, rng) => {
-      const x = new Float32Array(t.batch * per);
-      const ts: number[] = [];
-      const prompts: string[] = [];
-      for (let i = 0; i < t.batch; i++) {
-        const k = rng.int(data.ds.n);
-        x.set(data.x0.subarray(k * per, (k + 1) * per), i * per);
-        prompts.push(sampleTrainCaption(rng, data, k, t.captionDropout, t.styledFraction));
-        ts.push(rng.int(T));
-      }
+      const b = drawTrainSamples(rng, data, t, per, () => rng.int(T));
       return {
-        x0: tf.tensor4d(x, [t.batch, c, h, w]),
+        x0: tf.tensor4d(b.x0, [t.batch, c, h, w]),
         noise: tf.tensor4d(randnArray(t.batch * per, rng.nextU32()), [t.batch, c, h, w]),
-        t: ts,
-        prompts,
+        t: b.t,
+        prompts: b.prompts,
       };
     },
     lossFn: (p, batch) => diffusionLoss(cfg, p, tok, batch),
@@ -248,10 +235,7 @@ export async function exportDiffusionModel(
     files,
     dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
-      command: (run.init && typeof cfg.notes?.['stage1_command'] === 'string' ? `${cfg.notes['stage1_command'] as string} && ` : '') +
-        `mce train diffusion --config ${configPath}` +
-        // An export before the planned end (a stop, or exportEvery) is reproduced by stopping there.
-        (stageSteps(run) < cfg.train.steps ? ` --max-steps ${stageSteps(run)}` : ''),
+      command: trainingCommand('diffusion', configPath, run, cfg.train.steps, cfg.notes),
       config: cfg,
       objective: 'DDPM epsilon prediction: t ~ uniform{0..999}, x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, MSE(eps_pred, eps)',
       caption_dropout: cfg.train.captionDropout,

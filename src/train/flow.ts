@@ -32,13 +32,13 @@ import { sha256 } from '../world/util.js';
 import { FLUX_EMOJI_FORMAT } from '../generate/flux-emoji.js';
 import type { Params } from './optim.js';
 import type { TrainResult } from './loop.js';
-import { runBaseTraining } from './base-run.js';
+import { runBaseTraining, type TrainRunOptions } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, stageSteps, totalSteps, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
-  addTextEncoderParams, encodeWorldLatents, sampleTrainCaption, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
+  addTextEncoderParams, drawTrainSamples, encodeWorldLatents, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
 } from './world-data.js';
 
 export { loadAeFile, worldPhrases, type LatentSpec } from './world-data.js';
@@ -170,12 +170,7 @@ export function flowLoss(cfg: FlowTrainConfig, params: Record<string, Tensor>, t
   });
 }
 
-export interface FlowRunOptions {
-  /** Stop at this step (a later run resumes). */
-  maxSteps?: number;
-  progress?: boolean;
-  log?: (s: string) => void;
-}
+export type FlowRunOptions = TrainRunOptions;
 
 export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: FlowRunOptions = {}): Promise<TrainResult> {
   validateFlowConfig(cfg, configPath);
@@ -194,22 +189,14 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
     dir: cfg.run,
     configPath,
     config: { flux: cfg.flux, text: cfg.text, dataset: cfg.dataset, latent: cfg.latent, train: t, vocab: sha256(vocab.join(',')) },
-    batchFn: (ctx, rng) => {
-      const x = new Float32Array(t.batch * per);
-      const ts = new Float32Array(t.batch);
-      const prompts: string[] = [];
-      for (let i = 0; i < t.batch; i++) {
-        const k = rng.int(data.ds.n);
-        x.set(data.x0.subarray(k * per, (k + 1) * per), i * per);
-        prompts.push(sampleTrainCaption(rng, data, k, t.captionDropout, t.styledFraction));
-        if (t.tSampling === 'uniform') ts[i] = rng.uniform();
-        else ts[i] = 1 / (1 + Math.exp(-rng.normal()));
-      }
+    batchFn: (_ctx, rng) => {
+      const drawT = t.tSampling === 'uniform' ? () => rng.uniform() : () => 1 / (1 + Math.exp(-rng.normal()));
+      const b = drawTrainSamples(rng, data, t, per, drawT);
       return {
-        x0: tf.tensor3d(x, [t.batch, tokens, channels]),
+        x0: tf.tensor3d(b.x0, [t.batch, tokens, channels]),
         noise: tf.tensor3d(randnArray(t.batch * per, rng.nextU32()), [t.batch, tokens, channels]),
-        t: tf.tensor1d(ts),
-        prompts,
+        t: tf.tensor1d(b.t),
+        prompts: b.prompts,
       };
     },
     lossFn: (p, batch) => flowLoss(cfg, p, tok, tokens, latentHW, batch),
@@ -264,10 +251,7 @@ export async function exportFlowModel(
     files,
     dataset: datasetRecord(cfg.dataset, data.ds),
     training: {
-      command: (run.init && typeof cfg.notes?.['stage1_command'] === 'string' ? `${cfg.notes['stage1_command'] as string} && ` : '') +
-        `mce train flow --config ${configPath}` +
-        // An export before the planned end (a stop, or exportEvery) is reproduced by stopping there.
-        (stageSteps(run) < cfg.train.steps ? ` --max-steps ${stageSteps(run)}` : ''),
+      command: trainingCommand('flow', configPath, run, cfg.train.steps, cfg.notes),
       config: cfg,
       objective: 'rectified flow: x_t = (1 - t) x0 + t eps, predict v = eps - x0, MSE',
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',

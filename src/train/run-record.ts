@@ -197,3 +197,12 @@ export function totalSteps(r: RunInfo, notes: Record<string, unknown> | undefine
   const prior = notes?.['prior_steps'];
   return (typeof prior === 'number' ? prior : r.init?.step ?? 0) + stageSteps(r);
 }
+
+/**
+ * The command line that reproduces an export: the earlier stages' chain (`notes.stage1_command`),
+ * then this stage, stopped where this export was taken when that is before the planned end.
+ */
+export function trainingCommand(kind: string, configPath: string, run: RunInfo, plannedSteps: number, notes: Record<string, unknown> | undefined): string {
+  const chain = run.init && typeof notes?.['stage1_command'] === 'string' ? `${notes['stage1_command']} && ` : '';
+  return `${chain}mce train ${kind} --config ${configPath}` + (stageSteps(run) < plannedSteps ? ` --max-steps ${stageSteps(run)}` : '');
+}

@@ -127,6 +127,29 @@ export function sampleTrainCaption(rng: Rng, caps: TrainCaptions, k: number, cap
   return list[rng.int(list.length)]!;
 }
 
+/**
+ * A training batch's clean latents, captions and timesteps. Each sample draws its record, then its
+ * caption, then its timestep (`drawT`), in that order, so a resumed run replays the same batches.
+ */
+export function drawTrainSamples<T>(
+  rng: Rng,
+  data: TrainCaptions & { ds: { n: number }; x0: Float32Array },
+  train: { batch: number; captionDropout: number; styledFraction: number },
+  per: number,
+  drawT: () => T,
+): { x0: Float32Array; t: T[]; prompts: string[] } {
+  const x0 = new Float32Array(train.batch * per);
+  const t: T[] = [];
+  const prompts: string[] = [];
+  for (let i = 0; i < train.batch; i++) {
+    const k = rng.int(data.ds.n);
+    x0.set(data.x0.subarray(k * per, (k + 1) * per), i * per);
+    prompts.push(sampleTrainCaption(rng, data, k, train.captionDropout, train.styledFraction));
+    t.push(drawT());
+  }
+  return { x0, t, prompts };
+}
+
 /** Write a trained text encoder (BF16, CLIP names) with its vocabulary ('vocab.clip_ids', I32). */
 export async function writeTextEncoderFile(
   path: string,
