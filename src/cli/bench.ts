@@ -72,6 +72,15 @@ async function erasure(flags: FlagValues): Promise<number> {
   s.attacks = pick('attacks', ATTACK_NAMES) ?? s.attacks;
   const models = list(flags['models']);
   if (models) {
+    // A model that does not load would fail every unit of its cells: say so once, before the plan.
+    const { readManifest } = await import('../generate/bundle.js');
+    for (const m of models) {
+      try {
+        readManifest(m);
+      } catch (e) {
+        throw new UserError(`bench --models ${m}: ${(e as Error).message}`);
+      }
+    }
     s.models = models;
     s.steps = Object.fromEntries(models.map((m) => [m, s.steps[m] ?? null]));
   }

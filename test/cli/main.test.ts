@@ -34,6 +34,7 @@ const runs = {
       [['apply-masks', '--weights', '/no/w.safetensors', '--masks', '/no/m.safetensors', '--out', '/tmp/mce-never.safetensors'], 1, /^mce: \/no\/\w\.safetensors: cannot open: no such file/],
       [['generate', '--prompt', 'a cat', '--steps', 'x'], 2, /^mce generate: --steps must be a number/],
       [['bench', 'engine', '--backend', 'gpu'], 2, /^mce bench: --backend must be one of/],
+      [['bench', '--models', 'flux-emojii', '--out', '/tmp/mce-never'], 1, /^mce: bench --models flux-emojii: no model at flux-emojii: .*manifest\.json not found$/m],
       // Misspelt commands and flags name the nearest real one.
       [['genrate', '--prompt', 'x'], 2, /^mce: unknown command 'genrate'\. Did you mean 'generate'\?/],
       [['erase', '--concpet', 'bomb'], 2, /^mce erase: Unknown option '--concpet'\. Did you mean --concept\?$/m],
