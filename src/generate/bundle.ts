@@ -113,13 +113,12 @@ export async function loadBundleParts(
     text = await loadTextEncoderFile(file('text_encoder.safetensors'), manifest.text_encoder.params);
     const ae = manifest.latent.kind === 'ae' ? await loadAutoEncoderFile(file('ae.safetensors')) : null;
     const te = text;
-    const w = weights;
     return {
-      weights: w,
+      weights,
       text: te,
       ae,
       dispose: () => {
-        tf.dispose(Object.values(w));
+        tf.dispose(Object.values(weights));
         te.dispose();
         ae?.dispose();
       },

@@ -18,7 +18,7 @@ import { makeImgIds, makeTxtIds, packLatents, unpackLatents } from '../models/fl
 import type { FluxParams } from '../models/flux/params.js';
 import { validateFluxWeights, type FluxWeights } from '../models/flux/weights.js';
 import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
-import { loadBundleParts, ModelLoadError, readBundle } from './bundle.js';
+import { loadBundleParts, readBundle } from './bundle.js';
 import { eulerSample } from '../sampling/euler.js';
 import { fluxDenoiser } from '../sampling/flux.js';
 import { fluxSchedule } from '../sampling/schedule.js';

@@ -19,7 +19,7 @@ import { unetDenoiser, validateUnetWeights, type UnetParams, type UnetWeights } 
 import { ddimSample, guidedEps } from '../sampling/ddim.js';
 import { ddimPlan } from '../sampling/diffusion-schedule.js';
 import { loadBundleParts, readBundle } from './bundle.js';
-import { ModelLoadError, toRgbImages, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
+import { toRgbImages, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
 
 export const SD_EMOJI_FORMAT = 'mce-sd-emoji/1';
 

@@ -147,9 +147,7 @@ export function diffusionLoss(cfg: DiffusionTrainConfig, params: Record<string, 
   });
 }
 
-export type DiffusionRunOptions = TrainRunOptions;
-
-export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: string, opts: DiffusionRunOptions = {}): Promise<TrainResult> {
+export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: string, opts: TrainRunOptions = {}): Promise<TrainResult> {
   validateDiffusionConfig(cfg, configPath);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const data = await prepareDiffusionData(cfg, log);
@@ -256,6 +254,6 @@ export async function exportDiffusionModel(
   await writeManifest(join(cfg.out, 'manifest.json'), manifest);
 }
 
-export async function trainDiffusionFromFile(path: string, opts: DiffusionRunOptions = {}): Promise<TrainResult> {
+export async function trainDiffusionFromFile(path: string, opts: TrainRunOptions = {}): Promise<TrainResult> {
   return trainDiffusion(readJsonConfig<DiffusionTrainConfig>(path), path, opts);
 }

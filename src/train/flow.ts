@@ -170,9 +170,7 @@ export function flowLoss(cfg: FlowTrainConfig, params: Record<string, Tensor>, t
   });
 }
 
-export type FlowRunOptions = TrainRunOptions;
-
-export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: FlowRunOptions = {}): Promise<TrainResult> {
+export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: TrainRunOptions = {}): Promise<TrainResult> {
   validateFlowConfig(cfg, configPath);
   const log = opts.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const data = await prepareFlowData(cfg, log);
@@ -272,6 +270,6 @@ export async function exportFlowModel(
   await writeManifest(join(cfg.out, 'manifest.json'), manifest);
 }
 
-export async function trainFlowFromFile(path: string, opts: FlowRunOptions = {}): Promise<TrainResult> {
+export async function trainFlowFromFile(path: string, opts: TrainRunOptions = {}): Promise<TrainResult> {
   return trainFlow(readJsonConfig<FlowTrainConfig>(path), path, opts);
 }
