@@ -19,6 +19,8 @@ export interface BaseRunSettings {
   exportEvery: number;
   /** A run folder (its last checkpoint) or a shipped model folder to start from (a later stage). */
   init?: string;
+  /** Export the parameters' moving average with this decay (e.g. 0.999) instead of the last step's. */
+  ema?: number;
 }
 
 /** What a caller of a base-model trainer (trainFlow, trainDiffusion) may set. */
@@ -41,7 +43,8 @@ export interface BaseRunOptions<B> {
   config: Record<string, unknown>;
   batchFn: (ctx: BatchContext, rng: Rng) => B;
   lossFn: (params: Params, batch: B) => LossOutput;
-  exportModel: (run: RunInfo) => Promise<void>;
+  /** Write the shipped files from `weights`: the moving average with `train.ema`, else the parameters. */
+  exportModel: (run: RunInfo, weights: Record<string, Tensor>) => Promise<void>;
   outDir: string;
   maxSteps?: number;
   progress?: boolean;
@@ -62,10 +65,12 @@ export async function runBaseTraining<B>(o: BaseRunOptions<B>): Promise<TrainRes
     maxGradNorm: 1.0,
     schedule: warmupCosine(t.warmup, t.steps),
     groups: [{ name: 'no-decay', match: /\.bias$|norm|ln_|scale$|embedding/, weightDecay: 0 }],
+    ...(t.ema !== undefined ? { ema: t.ema } : {}),
   });
   // Loss curve and training time, saved in checkpoints so they survive resumes.
   const rec = new RunRecord(t.steps);
   const runInfo = (step: number): RunInfo => withStage0(stage0, { step, elapsedSeconds: rec.seconds(), curve: rec.curve, firstLoss: rec.firstLoss });
+  const exportNow = (step: number): Promise<void> => o.exportModel(runInfo(step), optimizer.averaged());
   try {
     const result = await train<B>({
       params: o.params,
@@ -81,13 +86,13 @@ export async function runBaseTraining<B>(o: BaseRunOptions<B>): Promise<TrainRes
       onStep: async (info) => {
         rec.add(info.step, info.loss);
         if (t.exportEvery > 0 && info.step % t.exportEvery === 0) {
-          await o.exportModel(runInfo(info.step));
+          await exportNow(info.step);
           o.log(`${o.kind}: exported step ${info.step} to ${o.outDir}`);
         }
       },
       progress: o.progress === false ? false : { label: `train ${o.kind}`, tty: false, interval: 15_000 },
     });
-    await o.exportModel(runInfo(result.step));
+    await exportNow(result.step);
     o.log(`${o.kind}: done, step ${result.step}, exported to ${o.outDir}`);
     return result;
   } finally {

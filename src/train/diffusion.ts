@@ -34,7 +34,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining, type TrainRunOptions } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, emaRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, drawTrainSamples, encodeWorldLatents, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile,
@@ -70,6 +70,8 @@ export interface DiffusionTrainConfig {
      * run's manifest. Ignored once this run has a checkpoint.
      */
     init?: string;
+    /** Ship the parameters' exponential moving average with this decay (e.g. 0.999). */
+    ema?: number;
   };
   /** Defaults of `mce generate` for this model: DDIM steps and the CFG scale. */
   sampling: { steps: number; cfg: number };
@@ -175,7 +177,7 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
       };
     },
     lossFn: (p, batch) => diffusionLoss(cfg, p, tok, batch),
-    exportModel: (run) => exportDiffusionModel(cfg, configPath, params, vocab, data, run),
+    exportModel: (run, weights) => exportDiffusionModel(cfg, configPath, weights, vocab, data, run),
     outDir: cfg.out,
     maxSteps: opts.maxSteps,
     progress: opts.progress,
@@ -187,13 +189,13 @@ export async function trainDiffusion(cfg: DiffusionTrainConfig, configPath: stri
 export async function exportDiffusionModel(
   cfg: DiffusionTrainConfig,
   configPath: string,
-  params: Params,
+  weights: Record<string, Tensor>,
   vocab: readonly number[],
   data: DiffusionData,
   run: RunInfo,
 ): Promise<void> {
   mkdirSync(cfg.out, { recursive: true });
-  const { model: unet, text } = splitTextParams(params);
+  const { model: unet, text } = splitTextParams(weights);
   const meta = { format: SD_EMOJI_FORMAT, step: String(run.step) };
   await writeWeights(join(cfg.out, 'unet.safetensors'), unet, 'BF16', { ...meta, params: JSON.stringify(cfg.unet) });
   await writeTextEncoderFile(join(cfg.out, 'text_encoder.safetensors'), text, cfg.text, vocab, meta);
@@ -237,6 +239,7 @@ export async function exportDiffusionModel(
       config: cfg,
       objective: 'DDPM epsilon prediction: t ~ uniform{0..999}, x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, MSE(eps_pred, eps)',
       caption_dropout: cfg.train.captionDropout,
+      ema: emaRecord(cfg.train.ema),
       steps: run.step,
       total_steps: totalSteps(run, cfg.notes),
       init: run.init ?? null,

@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining, type TrainRunOptions } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, emaRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, drawTrainSamples, encodeWorldLatents, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -73,6 +73,8 @@ export interface FlowTrainConfig {
      * training time are carried into this run's manifest. Ignored once this run has a checkpoint.
      */
     init?: string;
+    /** Ship the parameters' exponential moving average with this decay (e.g. 0.999). */
+    ema?: number;
   };
   /** Defaults of `mce generate` for this model. */
   sampling: { steps: number; cfg: number; shift: boolean };
@@ -198,7 +200,7 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
       };
     },
     lossFn: (p, batch) => flowLoss(cfg, p, tok, tokens, latentHW, batch),
-    exportModel: (run) => exportFlowModel(cfg, configPath, params, vocab, data, run),
+    exportModel: (run, weights) => exportFlowModel(cfg, configPath, weights, vocab, data, run),
     outDir: cfg.out,
     maxSteps: opts.maxSteps,
     progress: opts.progress,
@@ -210,13 +212,13 @@ export async function trainFlow(cfg: FlowTrainConfig, configPath: string, opts: 
 export async function exportFlowModel(
   cfg: FlowTrainConfig,
   configPath: string,
-  params: Params,
+  weights: Record<string, Tensor>,
   vocab: readonly number[],
   data: FlowData,
   run: RunInfo,
 ): Promise<void> {
   mkdirSync(cfg.out, { recursive: true });
-  const { flux, text } = splitParams(params);
+  const { flux, text } = splitParams(weights);
   const meta = { format: FLUX_EMOJI_FORMAT, step: String(run.step) };
   await writeWeights(join(cfg.out, 'transformer.safetensors'), flux, 'BF16', { ...meta, params: JSON.stringify(cfg.flux) });
   await writeTextEncoderFile(join(cfg.out, 'text_encoder.safetensors'), text, cfg.text, vocab, meta);
@@ -254,6 +256,7 @@ export async function exportFlowModel(
       objective: 'rectified flow: x_t = (1 - t) x0 + t eps, predict v = eps - x0, MSE',
       t_sampling: cfg.train.tSampling === 'uniform' ? 'uniform(0, 1)' : 'logit-normal: t = sigmoid(n), n ~ N(0, 1)',
       caption_dropout: cfg.train.captionDropout,
+      ema: emaRecord(cfg.train.ema),
       steps: run.step,
       total_steps: totalSteps(run, cfg.notes),
       init: run.init ?? null,

@@ -9,6 +9,11 @@
 //   p <- p - (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // and clipping is torch.nn.utils.clip_grad_norm_: g <- g * min(1, maxNorm / (||g|| + 1e-6)).
 //
+// With `ema` set it also keeps an exponential moving average of every trained parameter, updated
+// after each step with diffusers' EMAModel warm-up, decay_t = min(ema, (1 + t) / (10 + t)), so early
+// steps do not leave the average stuck at the initial weights. Diffusion and flow models are
+// usually sampled from such an average (DDPM, LDM, SD, EDM): it smooths the last steps' noise.
+//
 // The state (step count, m and v per parameter) is exposed as plain named tensors, so a
 // checkpoint can save and restore it exactly; the update is a pure function of (params, state,
 // grads), so a resumed run matches an uninterrupted one bit for bit.
@@ -58,13 +63,15 @@ export interface AdamWOptions {
   schedule?: (step: number) => number;
   /** Clip gradients to this global L2 norm (over all trainable parameters) before the update. */
   maxGradNorm?: number;
+  /** Keep an exponential moving average of the parameters with this decay (e.g. 0.999); off by default. */
+  ema?: number;
 }
 
 /** The optimizer's state: plain named tensors plus the step count. */
 export interface AdamWState {
   /** Optimizer steps taken so far. */
   step: number;
-  /** 'm.<param>' and 'v.<param>' for every trainable parameter. */
+  /** 'm.<param>' and 'v.<param>' for every trainable parameter ('ema.<param>' too with `ema` set). */
   tensors: Record<string, Tensor | HostTensor>;
 }
 
@@ -84,6 +91,8 @@ interface Slot {
   param: tf.Variable;
   m: tf.Variable;
   v: tf.Variable;
+  /** The moving average of the parameter (with `ema` set). */
+  ema?: tf.Variable;
 }
 
 function matches(g: ParamGroup, name: string): boolean {
@@ -118,6 +127,13 @@ function zerosVariable(p: Tensor): tf.Variable {
   return v;
 }
 
+function copyVariable(p: Tensor): tf.Variable {
+  const c = p.clone();
+  const v = tf.variable(c, false);
+  c.dispose();
+  return v;
+}
+
 /** torch.nn.utils.clip_grad_norm_'s factor for a gradient of global norm `norm`. */
 export function clipCoefficient(norm: number, maxNorm: number): number {
   return Math.min(1, maxNorm / (norm + 1e-6));
@@ -131,6 +147,7 @@ export class AdamW {
   readonly weightDecay: number;
   readonly decayTo: number;
   readonly maxGradNorm: number | undefined;
+  readonly ema: number | undefined;
   private readonly groups: readonly ParamGroup[];
   private readonly schedule: ((step: number) => number) | undefined;
   private readonly slots = new Map<string, Slot>();
@@ -146,6 +163,7 @@ export class AdamW {
     this.weightDecay = opts.weightDecay ?? 0.01;
     this.decayTo = opts.decayTo ?? 0;
     this.maxGradNorm = opts.maxGradNorm;
+    this.ema = opts.ema;
     this.groups = opts.groups ?? [];
     this.schedule = opts.schedule;
     const [b1, b2] = this.betas;
@@ -153,6 +171,7 @@ export class AdamW {
     if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1)) throw new Error(`AdamW: betas must be in [0, 1), got (${b1}, ${b2})`);
     if (!(this.eps >= 0)) throw new Error(`AdamW: eps must be >= 0, got ${this.eps}`);
     if (this.maxGradNorm !== undefined && !(this.maxGradNorm > 0)) throw new Error(`AdamW: maxGradNorm must be > 0, got ${this.maxGradNorm}`);
+    if (this.ema !== undefined && !(this.ema > 0 && this.ema < 1)) throw new Error(`AdamW: ema must be in (0, 1), got ${this.ema}`);
     const names = new Set<string>();
     for (const g of this.groups) {
       if (g.name === 'default' || names.has(g.name)) throw new Error(`AdamW: group name '${g.name}' is reserved or repeated`);
@@ -175,6 +194,7 @@ export class AdamW {
         param: p,
         m: zerosVariable(p),
         v: zerosVariable(p),
+        ...(this.ema !== undefined ? { ema: copyVariable(p) } : {}),
       });
     }
   }
@@ -218,6 +238,7 @@ export class AdamW {
       eps: this.eps,
       weightDecay: this.weightDecay,
       ...(this.decayTo !== 0 ? { decayTo: this.decayTo } : {}),
+      ...(this.ema !== undefined ? { ema: this.ema } : {}),
       maxGradNorm: this.maxGradNorm ?? null,
       groups: this.groups.map((g) => ({ name: g.name, lr: g.lr ?? null, weightDecay: g.weightDecay ?? null })),
       paramGroups: Object.fromEntries([...this.groupOf.entries()]),
@@ -265,6 +286,10 @@ export class AdamW {
         s.param.assign(p);
       });
     }
+    if (this.ema !== undefined) {
+      const d = Math.min(this.ema, (1 + t) / (10 + t));
+      for (const s of this.slots.values()) tf.tidy(() => s.ema!.assign(tf.add(tf.mul(s.ema!, d), tf.mul(s.param, 1 - d))));
+    }
     this.steps = t;
     return { gradNorm, clipCoef, lr };
   }
@@ -275,8 +300,17 @@ export class AdamW {
     for (const s of this.slots.values()) {
       tensors[`m.${s.name}`] = s.m;
       tensors[`v.${s.name}`] = s.v;
+      if (s.ema) tensors[`ema.${s.name}`] = s.ema;
     }
     return { step: this.steps, tensors };
+  }
+
+  /**
+   * The weights to sample from: every parameter's moving average, or the parameter itself when
+   * it is frozen or `ema` is off. The tensors are the optimizer's and the caller's (do not dispose).
+   */
+  averaged(): Record<string, Tensor> {
+    return Object.fromEntries(Object.entries(this.params).map(([n, p]) => [n, this.slots.get(n)?.ema ?? p]));
   }
 
   /** Restore a state saved by `state()` (exactly: same names, same shapes). */
@@ -286,6 +320,7 @@ export class AdamW {
     for (const s of this.slots.values()) {
       want.add(`m.${s.name}`);
       want.add(`v.${s.name}`);
+      if (s.ema) want.add(`ema.${s.name}`);
     }
     const have = Object.keys(state.tensors);
     const missing = [...want].filter((k) => !(k in state.tensors));
@@ -298,7 +333,9 @@ export class AdamW {
       throw new Error(`AdamW: saved optimizer state does not match the parameters (${what})`);
     }
     for (const s of this.slots.values()) {
-      for (const [key, slot] of [[`m.${s.name}`, s.m], [`v.${s.name}`, s.v]] as const) {
+      const slots: [string, tf.Variable][] = [[`m.${s.name}`, s.m], [`v.${s.name}`, s.v]];
+      if (s.ema) slots.push([`ema.${s.name}`, s.ema]);
+      for (const [key, slot] of slots) {
         const src = state.tensors[key]!;
         if (!tf.util.arraysEqual(src.shape, slot.shape)) {
           throw new Error(`AdamW: saved '${key}' has shape ${shapeStr(src.shape)}, the parameter has ${shapeStr(slot.shape)}`);
@@ -317,6 +354,7 @@ export class AdamW {
     for (const s of this.slots.values()) {
       s.m.dispose();
       s.v.dispose();
+      s.ema?.dispose();
     }
   }
 }

@@ -206,3 +206,9 @@ export function trainingCommand(kind: string, configPath: string, run: RunInfo, 
   const chain = run.init && typeof notes?.['stage1_command'] === 'string' ? `${notes['stage1_command']} && ` : '';
   return `${chain}mce train ${kind} --config ${configPath}` + (stageSteps(run) < plannedSteps ? ` --max-steps ${stageSteps(run)}` : '');
 }
+
+/** The manifest's record of a run's weight average (null when the last step's weights are shipped). */
+export function emaRecord(decay: number | undefined): Record<string, unknown> | null {
+  if (decay === undefined) return null;
+  return { decay, warmup: 'min(decay, (1 + t) / (10 + t)) at step t', shipped: 'the exponential moving average of this run\'s parameters' };
+}

@@ -71,6 +71,27 @@ test('a tiny flow training run lowers the loss, exports a bundle, and generation
       for (const n of Object.keys(x.tensors)) assert.deepEqual(y.tensors[n]!.data, x.tensors[n]!.data, `${f}: ${n}`);
     }
 
+    // With train.ema the export is the parameters' moving average: it lags behind the last step,
+    // so it stays nearer the start than the same run's plain export.
+    const fromStage3 = (name: string, ema?: number): FlowTrainConfig => ({
+      ...cfg, run: join(dir, `run-${name}`), out: join(dir, `model-${name}`),
+      train: { ...cfg.train, steps: 3, lr: 0.003, warmup: 0, init: stage3.out, ...(ema !== undefined ? { ema } : {}) },
+    });
+    await trainFlow(fromStage3('plain'), 'plain.json', { progress: false, log: (s) => logs.push(s) });
+    await trainFlow(fromStage3('ema', 0.5), 'ema.json', { progress: false, log: (s) => logs.push(s) });
+    const mEma = JSON.parse(readFileSync(join(dir, 'model-ema', 'manifest.json'), 'utf8'));
+    assert.equal(mEma.training.ema.decay, 0.5);
+    assert.equal(JSON.parse(readFileSync(join(dir, 'model-plain', 'manifest.json'), 'utf8')).training.ema, null);
+    const start = (await loadFloat32(join(stage3.out, 'transformer.safetensors'))).tensors;
+    const dist = async (folder: string): Promise<number> => {
+      const w = (await loadFloat32(join(dir, folder, 'transformer.safetensors'))).tensors;
+      let d = 0;
+      for (const [n, t] of Object.entries(w)) t.data.forEach((x, i) => { d += (x - start[n]!.data[i]!) ** 2; });
+      return d;
+    };
+    const [dPlain, dEma] = [await dist('model-plain'), await dist('model-ema')];
+    assert.ok(dEma > 0 && dEma < 0.95 * dPlain, `ema export moved ${dEma}, plain ${dPlain} (the same steps)`);
+
     const before = tf.memory().numTensors;
     const model = await loadFluxEmoji(cfg.out);
     const a = generate(model, { prompt: 'a kitchen knife', seed: 3, n: 2, trajectory: true });

@@ -130,7 +130,7 @@ test('AdamW state round-trips exactly: a restored optimizer continues bit for bi
   const init = { a: [0.1, 0.2, -0.3], b: [1.5] };
   const run = (steps: number[], restore?: { step: number; tensors: Record<string, { shape: number[]; data: Float32Array }> }, params?: Record<string, Float32Array>) => {
     const p = vars(params ? Object.fromEntries(Object.entries(params).map(([k, v]) => [k, Array.from(v)])) : init);
-    const opt = new AdamW(p, { lr: 0.05, maxGradNorm: 0.5 });
+    const opt = new AdamW(p, { lr: 0.05, maxGradNorm: 0.5, ema: 0.8 });
     if (restore) opt.loadState(restore);
     for (const t of steps) {
       const g = { a: tf.tensor1d(grad(3, t, 1 + t)), b: tf.tensor1d(grad(1, t, 2)) };
@@ -158,6 +158,33 @@ test('AdamW state round-trips exactly: a restored optimizer continues bit for bi
   const opt = new AdamW(p);
   assert.throws(() => opt.loadState({ step: 1, tensors: { 'm.a': { shape: [3], data: new Float32Array(3) } } }), /does not match the parameters \(missing/);
   assert.throws(() => opt.step({ a: tf.zeros([2]) }), /gradient of 'a' has shape \[2\], the parameter has \[3\]/);
+  opt.dispose();
+  tf.dispose(Object.values(p));
+});
+
+test('AdamW ema: a moving average with the warm-up decay min(ema, (1 + t) / (10 + t)), saved with the state, frozen params passed through', async () => {
+  await useBackend('wasm');
+  const init = { a: [0.1, 0.2, -0.3], f: [2] };
+  const p = vars(init);
+  const opt = new AdamW(p, { lr: 0.05, ema: 0.9, groups: [{ name: 'frozen', match: ['f'], lr: 0 }] });
+  assert.equal(opt.describe()['ema'], 0.9);
+  assert.equal(new AdamW({}, {}).describe()['ema'], undefined, 'off by default: config hashes stay as they were');
+  assert.throws(() => new AdamW({}, { ema: 1 }), /ema must be in \(0, 1\)/);
+  // Float64 reference of the average over the parameter's own trajectory.
+  let avg = Float64Array.from(init.a);
+  for (let t = 1; t <= 30; t++) {
+    const g = { a: tf.tensor1d(grad(3, t, 1)) };
+    opt.step(g);
+    tf.dispose(g);
+    const d = Math.min(0.9, (1 + t) / (10 + t));
+    const now = p['a']!.dataSync();
+    avg = avg.map((x, i) => d * x + (1 - d) * now[i]!);
+  }
+  const w = opt.averaged();
+  close(w['a']!.dataSync(), Array.from(avg), 1e-6, 'ema of a');
+  assert.notDeepEqual(Array.from(w['a']!.dataSync()), Array.from(p['a']!.dataSync()), 'the average lags the parameter');
+  assert.equal(w['f'], p['f'], 'a frozen parameter is its own average');
+  assert.deepEqual(Object.keys(opt.state().tensors).sort(), ['ema.a', 'm.a', 'v.a']);
   opt.dispose();
   tf.dispose(Object.values(p));
 });
