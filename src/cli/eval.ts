@@ -48,7 +48,7 @@ export const evalCommand: Command = {
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance scale (default: the model's)" },
     prompts: { type: 'string', help: "caption split to prompt with: 'heldout' (what the bars judge) or 'train' (captions seen in training)", default: 'heldout' },
-    out: { type: 'string', help: 'folder for quality.json and samples.png' },
+    out: { type: 'string', help: 'folder for quality.json, images.jsonl (every image: prompt, seed, top concepts, style) and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
     record: { type: 'boolean', help: "also write the summary into the model folder's manifest.json (quality.eval_quality, or eval_quality_train_prompts for --prompts train), with this command line" },
@@ -136,7 +136,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
   return 0;
 }
 
-/** Write quality.json and samples.png into `out` (when given) and print the report. */
+/** Write quality.json, images.jsonl (every image's scores) and samples.png into `out` (when given) and print the report. */
 async function writeQuality(result: QualityResult, out: string | undefined, flags: FlagValues): Promise<void> {
   const { formatQuality } = await import('../eval/quality-table.js');
   if (out) {
@@ -144,6 +144,7 @@ async function writeQuality(result: QualityResult, out: string | undefined, flag
     const { writePng } = await import('../io/png.js');
     mkdirSync(out, { recursive: true });
     await writeFileAtomic(join(out, 'quality.json'), JSON.stringify(result.report, null, 2) + '\n');
+    await writeFileAtomic(join(out, 'images.jsonl'), result.images.map((r) => JSON.stringify(r) + '\n').join(''));
     await writePng(join(out, 'samples.png'), { ...result.grid, channels: 3 });
   }
   process.stdout.write(flags['json'] === true ? JSON.stringify(result.report) + '\n' : formatQuality(result.report) + '\n');

@@ -155,8 +155,25 @@ export interface StyleBreakdown {
   real: { images: number; top1: number; style: number; predicted: Record<string, number> };
 }
 
+/** One generated image's scores: what was asked, and what the evaluators saw. */
+export interface ImageScore {
+  prompt: string;
+  concept: string;
+  style: Vendor;
+  phraseSeen: boolean;
+  /** The generate call's seed and the image's index in it (image k uses mixSeed(seed, k)). */
+  seed: number;
+  sample: number;
+  /** The classifier's top concepts, best first (among the model's trained concepts). */
+  top: string[];
+  /** The classifier's style. */
+  predictedStyle: string;
+}
+
 export interface QualityResult {
   report: QualityReport;
+  /** Every generated image's scores, in plan order (images.jsonl). */
+  images: ImageScore[];
   /** Sample grid: a row per concept; per style the real render, then the first two seeds. */
   grid: RgbImage;
 }
@@ -557,7 +574,12 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
   const generate = items.reduce((a, it) => a + it.seconds.generate, 0);
   const scoring = items.reduce((a, it) => a + it.seconds.score, 0) + (performance.now() - t0) / 1000;
   report.seconds = { generate: round(generate), score: round(scoring), total: round(generate + scoring), perImage: round(generate / Math.max(genItems.length, 1), 4) };
-  return { report, grid: sampleGrid(setup, items, real) };
+  const images = items.flatMap((it) => Array.from({ length: it.scores.style.length }, (_, k): ImageScore => ({
+    prompt: it.item.prompt, concept: it.item.concept, style: it.item.style, phraseSeen: it.item.phraseSeen, seed: it.item.seed, sample: k,
+    top: Array.from(it.scores.top.subarray(k * it.scores.k, (k + 1) * it.scores.k), (c) => trained[c]!),
+    predictedStyle: clf.config.styles[it.scores.style[k]!]!,
+  })));
+  return { report, images, grid: sampleGrid(setup, items, real) };
 }
 
 /** Generate the held-out prompts with `model` and score them. Deterministic for a given seed. */

@@ -61,8 +61,14 @@ test('a model that draws the real renders scores like the real renders: accuraci
   for (let r = 0; r < ds.n; r++) render.set(`${ds.concepts[ds.conceptIndex[r]!]}|${ds.vendors[ds.vendorIndex[r]!]}`, { width: SIZE, height: SIZE, data: ds.image(r) });
   const byPrompt = new Map(qualityPlan(CONCEPTS, VENDORS, 0).map((it) => [it.prompt, render.get(`${it.concept}|${it.style}`)!]));
   const model = standIn((p) => byPrompt.get(p)!);
-  const { report: r, grid } = await evaluateQuality(model, { seeds: 2, classifier: clfPath, clip: clipPath, progress: false, kidSubsets: 10 });
+  const { report: r, grid, images } = await evaluateQuality(model, { seeds: 2, classifier: clfPath, clip: clipPath, progress: false, kidSubsets: 10 });
   assert.equal(r.concepts, 4);
+  // Every image's record agrees with the report: top-1 hits over the records give its accuracy.
+  assert.equal(images.length, 24);
+  assert.deepEqual(images.slice(0, 2).map((x) => x.sample), [0, 1]);
+  assert.equal(images.filter((x) => x.top[0] === x.concept).length / 24, r.metrics.conceptTop1.generated);
+  assert.equal(images.filter((x) => x.predictedStyle === x.style).length / 24, r.metrics.style.generated);
+  assert.equal(images[0]!.top.length, 4);
   assert.deepEqual(r.images, { generated: 4 * 3 * 2, real: 4 * 3 });
   assert.equal(r.classifiedAmong.concepts, 4);
   assert.match(r.classifiedAmong.note, /among the 4 concepts stand-in was trained on/);
