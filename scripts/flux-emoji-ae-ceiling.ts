@@ -1,8 +1,11 @@
 // What the latent costs the evaluators: the emoji classifier's concept top-1 (among the model's
 // concepts) and style accuracy on the real renders of a flux-emoji bundle's dataset, and on the
 // same renders passed through its autoencoder (encode -> decode). The second is the ceiling a flow
-// model on that latent can reach, however well it is trained.
-// Usage: node --import tsx scripts/flux-emoji-ae-ceiling.ts [MODEL_DIR]
+// model on that latent can reach, however well it is trained. Given a quality run's images.jsonl
+// (`mce eval quality --out DIR`), it also splits that run's style accuracy by whether the autoencoder
+// keeps the style of the prompt's (concept, style) render: what the generator misses on its own.
+// Usage: node --import tsx scripts/flux-emoji-ae-ceiling.ts [MODEL_DIR] [QUALITY_DIR/images.jsonl]
+import { readFileSync } from 'node:fs';
 import { useBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { loadFluxEmoji, toRgbImages, type RgbImage } from '../src/generate/flux-emoji.js';
@@ -45,4 +48,18 @@ const [asRendered, throughAe] = [accuracy(real), accuracy(recon)];
 console.log(`${data.n} real renders (${concepts.length} concepts x ${VENDORS.length} styles):`);
 console.log(`  as rendered:          concept top-1 ${pct(asRendered.top1)}, style ${pct(asRendered.style)}`);
 console.log(`  through the autoencoder: concept top-1 ${pct(throughAe.top1)}, style ${pct(throughAe.style)}`);
+
+const imagesFile = process.argv[3];
+if (imagesFile) {
+  const s = score(clf, recon, trainedIdx);
+  const kept = new Map<string, boolean>();
+  for (let r = 0; r < data.n; r++) kept.set(`${data.concepts[data.conceptIndex[r]!]}|${data.vendors[data.vendorIndex[r]!]}`, s.style[r] === styleTruth[r]);
+  const rows = readFileSync(imagesFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { concept: string; style: string; predictedStyle: string });
+  console.log(`${imagesFile}: style accuracy of its ${rows.length} generated images`);
+  for (const keep of [true, false]) {
+    const part = rows.filter((x) => kept.get(`${x.concept}|${x.style}`) === keep);
+    const hits = part.filter((x) => x.predictedStyle === x.style).length;
+    console.log(`  where the autoencoder ${keep ? 'keeps' : 'loses'} the render's style: ${part.length} images, ${pct(part.length ? hits / part.length : 0)}`);
+  }
+}
 model.dispose();
