@@ -10,7 +10,7 @@ import { useBackend } from '../src/engine/backend.js';
 import { tf } from '../src/engine/tf.js';
 import { loadFluxEmoji, toRgbImages, type RgbImage } from '../src/generate/flux-emoji.js';
 import { evaluatorPath, loadClassifier } from '../src/eval/evaluators.js';
-import { score, trainedConcepts } from '../src/eval/quality.js';
+import { score, trainedConcepts, type Scores } from '../src/eval/quality.js';
 import { datasetImages } from '../src/train/common.js';
 import { buildDataset } from '../src/world/dataset.js';
 import { VENDORS } from '../src/world/vendors.js';
@@ -27,12 +27,11 @@ const real: RgbImage[] = Array.from({ length: data.n }, (_, r) => ({ width: data
 const truth = Array.from({ length: data.n }, (_, r) => concepts.indexOf(data.concepts[data.conceptIndex[r]!]!));
 const styleTruth = Array.from({ length: data.n }, (_, r) => clf.config.styles.indexOf(data.vendors[data.vendorIndex[r]!]!));
 
-/** Concept top-1 among the model's concepts and style accuracy, scored as `mce eval quality` scores. */
-function accuracy(images: readonly RgbImage[]): { top1: number; style: number } {
-  const s = score(clf, images, trainedIdx);
+/** Concept top-1 among the model's concepts and style accuracy of the renders' scores (`score`, as `mce eval quality` scores). */
+function accuracy(s: Scores): { top1: number; style: number } {
   return {
-    top1: truth.filter((t, i) => s.top[i * s.k] === t).length / images.length,
-    style: styleTruth.filter((t, i) => s.style[i] === t).length / images.length,
+    top1: truth.filter((t, i) => s.top[i * s.k] === t).length / data.n,
+    style: styleTruth.filter((t, i) => s.style[i] === t).length / data.n,
   };
 }
 
@@ -44,16 +43,16 @@ for (let i0 = 0; i0 < data.n; i0 += 64) {
   tf.dispose([x, y]);
 }
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
-const [asRendered, throughAe] = [accuracy(real), accuracy(recon)];
+const reconScores = score(clf, recon, trainedIdx);
+const [asRendered, throughAe] = [accuracy(score(clf, real, trainedIdx)), accuracy(reconScores)];
 console.log(`${data.n} real renders (${concepts.length} concepts x ${VENDORS.length} styles):`);
 console.log(`  as rendered:          concept top-1 ${pct(asRendered.top1)}, style ${pct(asRendered.style)}`);
 console.log(`  through the autoencoder: concept top-1 ${pct(throughAe.top1)}, style ${pct(throughAe.style)}`);
 
 const imagesFile = process.argv[3];
 if (imagesFile) {
-  const s = score(clf, recon, trainedIdx);
   const kept = new Map<string, boolean>();
-  for (let r = 0; r < data.n; r++) kept.set(`${data.concepts[data.conceptIndex[r]!]}|${data.vendors[data.vendorIndex[r]!]}`, s.style[r] === styleTruth[r]);
+  for (let r = 0; r < data.n; r++) kept.set(`${data.concepts[data.conceptIndex[r]!]}|${data.vendors[data.vendorIndex[r]!]}`, reconScores.style[r] === styleTruth[r]);
   const rows = readFileSync(imagesFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { concept: string; style: string; predictedStyle: string });
   console.log(`${imagesFile}: style accuracy of its ${rows.length} generated images`);
   for (const keep of [true, false]) {
