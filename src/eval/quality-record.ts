@@ -47,6 +47,7 @@ export function qualitySummary(report: QualityReport, command: string): Record<s
     concept_top5: { generated: r4(m.conceptTop5.generated), real: r4(m.conceptTop5.real) },
     style: { generated: r4(m.style.generated), real: r4(m.style.real) },
     by_concept_phrase: m.byConceptPhrase.map(round4),
+    by_prompt_phrases: m.byPromptPhrases.map(round4),
     by_style: m.byStyle.map((s) => ({ style: s.style, generated: round4(s.generated), real: round4(s.real) })),
     clip_score: {
       generated: m.clipScore.generated === null ? null : round(m.clipScore.generated, 3),

@@ -1,6 +1,6 @@
 // The human-readable table of `mce eval quality`: metrics (generated next to real renders), the
 // erasure targets' detection rates, and the bars as PASS/FAIL with what was measured.
-import { CONCEPT_PHRASES, type ConceptPhrase, type QualityReport, type TargetDetection } from './quality.js';
+import { CONCEPT_PHRASES, PROMPTS_DESCRIPTION, type ConceptPhrase, type QualityReport, type TargetDetection } from './quality.js';
 
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
 
@@ -45,6 +45,14 @@ export function formatQuality(r: QualityReport): string {
       ...m.byConceptPhrase.map((g) => [g.phrase, String(g.images), pct(g.top1), pct(g.top5), pct(g.style)]),
     ]),
   );
+  lines.push('');
+  lines.push(
+    ...table([
+      ["generated, by the prompt's concept and style phrases", 'images', 'top-1', 'top-5', 'style'],
+      ...m.byPromptPhrases.map((g) => [g.phrases, String(g.images), pct(g.top1), pct(g.top5), pct(g.style)]),
+    ]),
+  );
+  if (r.prompts === PROMPTS_DESCRIPTION.heldout) lines.push('(held-out prompts whose concept and style phrases were both seen differ from training only in their template)');
   lines.push('');
   const predicted = (p: Record<string, number>): string => Object.entries(p).map(([k, n]) => `${k} ${n}`).join(', ');
   lines.push(

@@ -18,7 +18,7 @@ import { imageGrid } from '../generate/index.js';
 import { topK, type Classifier } from '../models/classifier/classifier.js';
 import { imagesToInput } from '../models/classifier/images.js';
 import { Progress } from '../train/progress.js';
-import { conceptPhraseSeen, seededCaption, type Split } from '../world/captions.js';
+import { conceptPhraseSeen, seededCaption, stylePhraseSeen, type Split } from '../world/captions.js';
 import { loadCatalogue } from '../world/catalogue.js';
 import { buildDataset, selectConcepts } from '../world/dataset.js';
 import { erasureTargets } from '../world/targets.js';
@@ -65,6 +65,8 @@ export interface QualityItem {
   prompt: string;
   /** Whether the prompt's concept phrase (the name or a synonym) appeared in training captions. */
   phraseSeen: boolean;
+  /** Whether the prompt's style phrase (the style's name or a synonym) appeared in training captions. */
+  stylePhraseSeen: boolean;
   /** Seed of the generate call (image k uses mixSeed(seed, k)). */
   seed: number;
 }
@@ -101,6 +103,19 @@ export const CONCEPT_PHRASES: readonly { seen: boolean; phrase: ConceptPhrase }[
   { seen: false, phrase: 'held-out synonym' },
 ];
 
+export type PromptPhrases = 'concept and style phrases seen' | 'held-out style phrase' | 'held-out concept synonym' | 'held-out synonym and style phrase';
+/**
+ * The four kinds of prompt by which of its two phrases were seen in training, each with the item
+ * test that selects it. On held-out prompts "both seen" means only the template is new: it
+ * separates generalising to a new sentence from knowing a word the text encoder never saw.
+ */
+export const PROMPT_PHRASES: readonly { phrases: PromptPhrases; keep: (it: QualityItem) => boolean }[] = [
+  { phrases: 'concept and style phrases seen', keep: (it) => it.phraseSeen && it.stylePhraseSeen },
+  { phrases: 'held-out style phrase', keep: (it) => it.phraseSeen && !it.stylePhraseSeen },
+  { phrases: 'held-out concept synonym', keep: (it) => !it.phraseSeen && it.stylePhraseSeen },
+  { phrases: 'held-out synonym and style phrase', keep: (it) => !it.phraseSeen && !it.stylePhraseSeen },
+];
+
 export interface Bar {
   name: string;
   measured: number | null;
@@ -135,6 +150,8 @@ export interface QualityReport {
      * never saw. Empty groups are left out.
      */
     byConceptPhrase: { phrase: ConceptPhrase; images: number; top1: number; top5: number; style: number }[];
+    /** The same split four ways, by which of the prompt's concept and style phrases were seen (PROMPT_PHRASES). */
+    byPromptPhrases: { phrases: PromptPhrases; images: number; top1: number; top5: number; style: number }[];
     /**
      * Per style the prompts asked for (real renders: per vendor): concept top-1, style accuracy and
      * the style confusion (how many images were classified as each style), generated and real.
@@ -161,6 +178,7 @@ export interface ImageScore {
   concept: string;
   style: Vendor;
   phraseSeen: boolean;
+  stylePhraseSeen: boolean;
   /** The generate call's seed and the image's index in it (image k uses mixSeed(seed, k)). */
   seed: number;
   sample: number;
@@ -218,7 +236,14 @@ export function qualityPlan(concepts: readonly string[], styles: readonly Vendor
   return concepts.flatMap((concept) =>
     styles.map((style) => {
       const caption = seededCaption(concept, style, prompts, seed);
-      return { concept, style, prompt: caption.text, phraseSeen: conceptPhraseSeen(concept, caption), seed: hashString(seed, 'quality-noise', concept, style) };
+      return {
+        concept,
+        style,
+        prompt: caption.text,
+        phraseSeen: conceptPhraseSeen(concept, caption),
+        stylePhraseSeen: stylePhraseSeen(style, caption),
+        seed: hashString(seed, 'quality-noise', concept, style),
+      };
     }),
   );
 }
@@ -458,8 +483,9 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
   const t0 = performance.now();
   const { seed, seeds, trained, concepts, styles } = setup;
   const plan = setupPlan(setup);
-  const items = [...scored].sort((a, b) => a.index - b.index);
-  if (items.length !== plan.length || items.some((it, i) => it.index !== i)) throw new Error(`${items.length} of the ${plan.length} items scored: cannot aggregate a partial evaluation`);
+  // Each item as the plan gives it now: shards written by an older version may lack newer fields.
+  const items = [...scored].sort((a, b) => a.index - b.index).map((it) => ({ ...it, item: plan[it.index]! }));
+  if (items.length !== plan.length || items.some((it, i) => it.index !== i)) throw new Error(`${scored.length} of the ${plan.length} items scored: cannot aggregate a partial evaluation`);
   const ev = await loadEvaluators(setup);
   const clf = ev.clf;
   const conceptIndex = new Map(trained.map((c, i) => [c, i]));
@@ -521,6 +547,10 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
     const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => genItems[i]!.phraseSeen === seen);
     return a.images ? [{ phrase, ...a }] : [];
   });
+  const byPromptPhrases = PROMPT_PHRASES.flatMap(({ phrases, keep }) => {
+    const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => keep(genItems[i]!));
+    return a.images ? [{ phrases, ...a }] : [];
+  });
   const byStyle = styles.map((v): StyleBreakdown => {
     const si = styleIndex(v);
     const part = (s: Scores, t: { concept: Int32Array; style: Int32Array }) => {
@@ -551,6 +581,7 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
       conceptTop5: top5,
       style,
       byConceptPhrase,
+      byPromptPhrases,
       byStyle,
       clipScore: {
         name: METRIC_NAMES.clipScore,
@@ -575,7 +606,7 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
   const scoring = items.reduce((a, it) => a + it.seconds.score, 0) + (performance.now() - t0) / 1000;
   report.seconds = { generate: round(generate), score: round(scoring), total: round(generate + scoring), perImage: round(generate / Math.max(genItems.length, 1), 4) };
   const images = items.flatMap((it) => Array.from({ length: it.scores.style.length }, (_, k): ImageScore => ({
-    prompt: it.item.prompt, concept: it.item.concept, style: it.item.style, phraseSeen: it.item.phraseSeen, seed: it.item.seed, sample: k,
+    prompt: it.item.prompt, concept: it.item.concept, style: it.item.style, phraseSeen: it.item.phraseSeen, stylePhraseSeen: it.item.stylePhraseSeen, seed: it.item.seed, sample: k,
     top: Array.from(it.scores.top.subarray(k * it.scores.k, (k + 1) * it.scores.k), (c) => trained[c]!),
     predictedStyle: clf.config.styles[it.scores.style[k]!]!,
   })));

@@ -216,3 +216,8 @@ export function seededCaption(c: string, style: Vendor | null, split: Split, see
 export function conceptPhraseSeen(c: string, caption: Caption): boolean {
   return conceptPhrases(c, 'train').includes(caption.conceptPhrase);
 }
+
+/** Whether a caption's style phrase was seen in training (a plain caption has none: true). */
+export function stylePhraseSeen(style: Vendor | null, caption: Caption): boolean {
+  return style === null || caption.stylePhrase === undefined || stylePhrases(style, 'train').includes(caption.stylePhrase);
+}

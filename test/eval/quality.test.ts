@@ -13,8 +13,8 @@ import type { RgbImage, TextToImageModel } from '../../src/generate/index.js';
 import { initClassifier, saveClassifier, type ClassifierConfig } from '../../src/models/classifier/classifier.js';
 import { ClipVocab, initClip, saveClip, type ClipConfig } from '../../src/models/clip/clip.js';
 import { unloadEvaluators } from '../../src/eval/evaluators.js';
-import { chooseConcepts, evaluateQuality, qualityBars, qualityPlan, trainedConcepts, type TargetDetection } from '../../src/eval/quality.js';
-import { captions, conceptPhrases } from '../../src/world/captions.js';
+import { chooseConcepts, evaluateQuality, PROMPT_PHRASES, qualityBars, qualityPlan, trainedConcepts, type TargetDetection } from '../../src/eval/quality.js';
+import { captions, conceptPhrases, stylePhrases } from '../../src/world/captions.js';
 import { buildDataset, selectConcepts } from '../../src/world/dataset.js';
 import { erasureTargets } from '../../src/world/targets.js';
 import { VENDORS } from '../../src/world/vendors.js';
@@ -149,6 +149,20 @@ test('accuracies split by whether the prompt names the concept with a phrase see
   const weighted = (k: 'top1' | 'top5' | 'style'): number => groups.reduce((a, g) => a + g.images * g[k], 0) / held.images.generated;
   assert.ok(Math.abs(weighted('top1') - held.metrics.conceptTop1.generated) < 1e-12);
   assert.ok(Math.abs(weighted('style') - held.metrics.style.generated) < 1e-12);
+  // Four ways, by which of the concept and style phrases were seen: the same images, as the plan says.
+  for (const it of plan0) {
+    // The prompt's style phrase: the longest one it holds ("google emoji" holds "google").
+    const all = [...stylePhrases(it.style, 'train'), ...stylePhrases(it.style, 'heldout')].filter((p) => new RegExp(`\\b${p}\\b`).test(it.prompt));
+    const phrase = all.sort((a, b) => b.length - a.length)[0]!;
+    assert.equal(it.stylePhraseSeen, stylePhrases(it.style, 'train').includes(phrase), it.prompt);
+  }
+  const four = held.metrics.byPromptPhrases;
+  const kinds = PROMPT_PHRASES.filter(({ keep }) => plan0.some(keep)).map((k) => k.phrases);
+  assert.ok(plan0.some((it) => !it.stylePhraseSeen) && plan0.some((it) => it.stylePhraseSeen), 'the plan holds both kinds of style phrase');
+  assert.deepEqual(four.map((g) => g.phrases), kinds);
+  for (const g of four) assert.equal(g.images, plan0.filter(PROMPT_PHRASES.find((k) => k.phrases === g.phrases)!.keep).length * 2, g.phrases);
+  assert.ok(Math.abs(four.reduce((a, g) => a + g.images * g.style, 0) / held.images.generated - held.metrics.style.generated) < 1e-12);
+  assert.ok(Math.abs(four.reduce((a, g) => a + g.images * g.top1, 0) / held.images.generated - held.metrics.conceptTop1.generated) < 1e-12);
   // Per style asked for: the images split three ways, and the confusion row holds the accuracy.
   const byStyle = held.metrics.byStyle;
   assert.deepEqual(byStyle.map((g) => g.style), [...VENDORS]);
@@ -183,6 +197,7 @@ test('accuracies split by whether the prompt names the concept with a phrase see
   for (const it of plan) assert.ok(captions(it.concept, it.style, 'train').includes(it.prompt), it.prompt);
   assert.match(train.prompts, /^train captions/);
   assert.deepEqual(train.metrics.byConceptPhrase.map((g) => g.phrase), ['seen in training']);
+  assert.deepEqual(train.metrics.byPromptPhrases.map((g) => g.phrases), ['concept and style phrases seen']);
   assert.ok(train.bars.every((b) => b.pass === null && /not judged/.test(b.detail)));
   // Sampling steps and CFG: the model's unless given, and reported as used.
   assert.deepEqual([held.model.steps, held.model.cfg], [4, 3]);
