@@ -113,6 +113,8 @@ export interface StageInfo {
   seconds: number;
   curve: [number, number][];
   firstLoss: number | null;
+  /** A model folder's whole chain, from its manifest: every step before this run, and the command that trained them. */
+  chain?: { totalSteps?: number; command?: string };
 }
 
 /** A run's record as its manifest reports it (earlier stages folded in by withStage0). */
@@ -121,7 +123,7 @@ export interface RunInfo {
   elapsedSeconds: number;
   curve: [number, number][];
   firstLoss: number | null;
-  init?: { checkpoint: string; step: number };
+  init?: { checkpoint: string; step: number; chain?: StageInfo['chain'] };
 }
 
 /**
@@ -149,7 +151,7 @@ async function loadInitBundle(dir: string, params: Params, where: string, vocabH
   const manifestPath = join(dir, 'manifest.json');
   const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
     files?: Record<string, unknown>;
-    training?: { steps?: number; seconds?: number; loss_curve?: [number, number][]; loss_first_step?: number | null };
+    training?: { steps?: number; total_steps?: number; command?: string; seconds?: number; loss_curve?: [number, number][]; loss_first_step?: number | null };
   };
   const files = Object.keys(m.files ?? {}).filter((f) => f.endsWith('.safetensors') && f !== 'ae.safetensors');
   if (!files.length) throw new Error(`${where}: train.init: ${manifestPath} lists no weight files`);
@@ -169,7 +171,8 @@ async function loadInitBundle(dir: string, params: Params, where: string, vocabH
   }
   restoreParams(params, saved, `${where}: train.init ${dir}`);
   const tr = m.training ?? {};
-  return { path: dir, step: tr.steps ?? 0, seconds: tr.seconds ?? 0, curve: tr.loss_curve ?? [], firstLoss: tr.loss_first_step ?? null };
+  const chain = { ...(tr.total_steps !== undefined ? { totalSteps: tr.total_steps } : {}), ...(tr.command !== undefined ? { command: tr.command } : {}) };
+  return { path: dir, step: tr.steps ?? 0, seconds: tr.seconds ?? 0, curve: tr.loss_curve ?? [], firstLoss: tr.loss_first_step ?? null, chain };
 }
 
 /** Fold an earlier stage into this run's record: steps, time and loss curve continue from it. */
@@ -180,8 +183,13 @@ export function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
     elapsedSeconds: s.seconds + r.elapsedSeconds,
     curve: [...s.curve, ...r.curve.map(([k, l]): [number, number] => [s.step + k, l])],
     firstLoss: s.firstLoss ?? r.firstLoss,
-    init: { checkpoint: s.path, step: s.step },
+    init: { checkpoint: s.path, step: s.step, ...(s.chain ? { chain: s.chain } : {}) },
   };
+}
+
+/** The manifest's training.init: the checkpoint or model folder a stage started from, and its step. */
+export function initRecord(r: RunInfo): { checkpoint: string; step: number } | null {
+  return r.init ? { checkpoint: r.init.checkpoint, step: r.init.step } : null;
 }
 
 /** Steps taken in this stage alone (a run's step counts its init checkpoint's steps too). */
@@ -190,20 +198,23 @@ export function stageSteps(r: RunInfo): number {
 }
 
 /**
- * Steps of the whole chain of stages up to this one. A config's `notes.prior_steps` counts every
- * step before this stage (its init checkpoint's step may count only its own stage's).
+ * Steps of the whole chain of stages up to this one: an init model folder's manifest counts them
+ * (training.total_steps); for a checkpoint folder, whose step may count only its own stage's, a
+ * config's `notes.prior_steps` does.
  */
 export function totalSteps(r: RunInfo, notes: Record<string, unknown> | undefined): number {
   const prior = notes?.['prior_steps'];
-  return (typeof prior === 'number' ? prior : r.init?.step ?? 0) + stageSteps(r);
+  return (r.init?.chain?.totalSteps ?? (typeof prior === 'number' ? prior : r.init?.step ?? 0)) + stageSteps(r);
 }
 
 /**
- * The command line that reproduces an export: the earlier stages' chain (`notes.stage1_command`),
- * then this stage, stopped where this export was taken when that is before the planned end.
+ * The command line that reproduces an export: the earlier stages' chain (an init model folder's
+ * training.command, else the config's `notes.stage1_command`), then this stage, stopped where this
+ * export was taken when that is before the planned end.
  */
 export function trainingCommand(kind: string, configPath: string, run: RunInfo, plannedSteps: number, notes: Record<string, unknown> | undefined): string {
-  const chain = run.init && typeof notes?.['stage1_command'] === 'string' ? `${notes['stage1_command']} && ` : '';
+  const before = run.init?.chain?.command ?? notes?.['stage1_command'];
+  const chain = run.init && typeof before === 'string' ? `${before} && ` : '';
   return `${chain}mce train ${kind} --config ${configPath}` + (stageSteps(run) < plannedSteps ? ` --max-steps ${stageSteps(run)}` : '');
 }
 

@@ -65,6 +65,9 @@ test('a tiny flow training run lowers the loss, exports a bundle, and generation
     await trainFlow(stage3, 'tiny3.json', { progress: false, log: (s) => logs.push(s) });
     const m3 = JSON.parse(readFileSync(join(stage3.out, 'manifest.json'), 'utf8'));
     assert.deepEqual([m3.training.steps, m3.training.init.step, m3.training.init.checkpoint], [47, 46, cfg.out]);
+    // Its chain comes from the model folder's manifest, with no notes in the config.
+    assert.equal(m3.training.total_steps, 47);
+    assert.equal(m3.training.command, `${m2.training.command} && mce train flow --config tiny3.json`);
     for (const f of ['transformer.safetensors', 'text_encoder.safetensors']) {
       const [x, y] = [await loadFloat32(join(cfg.out, f)), await loadFloat32(join(stage3.out, f))];
       assert.deepEqual(Object.keys(y.tensors).sort(), Object.keys(x.tensors).sort());
