@@ -543,14 +543,13 @@ export async function aggregateQuality(setup: QualitySetup, scored: readonly Sco
     return { name: t.name, kind: 'concept', members, images: generated.length, detection: rate(sg, generated), real: rate(sr, ofTarget(realTruth.concept)), byConceptPhrase: byPhrase };
   });
 
-  const byConceptPhrase = CONCEPT_PHRASES.flatMap(({ seen, phrase }) => {
-    const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => genItems[i]!.phraseSeen === seen);
-    return a.images ? [{ phrase, ...a }] : [];
-  });
-  const byPromptPhrases = PROMPT_PHRASES.flatMap(({ phrases, keep }) => {
+  // The generated accuracies of the images whose prompt `keep` picks; empty groups are left out.
+  const ofItems = (keep: (it: QualityItem) => boolean) => {
     const a = accuracies(sg, genTruth.concept, genTruth.style, (i) => keep(genItems[i]!));
-    return a.images ? [{ phrases, ...a }] : [];
-  });
+    return a.images ? [a] : [];
+  };
+  const byConceptPhrase = CONCEPT_PHRASES.flatMap(({ seen, phrase }) => ofItems((it) => it.phraseSeen === seen).map((a) => ({ phrase, ...a })));
+  const byPromptPhrases = PROMPT_PHRASES.flatMap(({ phrases, keep }) => ofItems(keep).map((a) => ({ phrases, ...a })));
   const byStyle = styles.map((v): StyleBreakdown => {
     const si = styleIndex(v);
     const part = (s: Scores, t: { concept: Int32Array; style: Int32Array }) => {

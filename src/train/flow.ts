@@ -35,7 +35,7 @@ import type { TrainResult } from './loop.js';
 import { runBaseTraining, type TrainRunOptions } from './base-run.js';
 import { machineDescription, readJsonConfig, writeWeights } from './common.js';
 import {
-  bundleAutoencoder, datasetRecord, emaRecord, fileInfo, initRecord, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
+  bundleAutoencoder, datasetRecord, emaRecord, fileInfo, r6, totalSteps, trainingCommand, writeManifest, type RunInfo,
 } from './run-record.js';
 import {
   addTextEncoderParams, drawTrainSamples, encodeWorldLatents, splitTextParams, trainCaptionLists, worldTextTokenizer, writeTextEncoderFile, type LatentSpec,
@@ -259,7 +259,7 @@ export async function exportFlowModel(
       ema: emaRecord(cfg.train.ema),
       steps: run.step,
       total_steps: totalSteps(run, cfg.notes),
-      init: initRecord(run),
+      init: run.init ?? null,
       batch: cfg.train.batch,
       seconds: Math.round(run.elapsedSeconds),
       machine: machineDescription(),

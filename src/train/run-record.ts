@@ -123,7 +123,9 @@ export interface RunInfo {
   elapsedSeconds: number;
   curve: [number, number][];
   firstLoss: number | null;
-  init?: { checkpoint: string; step: number; chain?: StageInfo['chain'] };
+  init?: { checkpoint: string; step: number };
+  /** The chain before the init stage, when a model folder's manifest records it. */
+  chain?: StageInfo['chain'];
 }
 
 /**
@@ -171,7 +173,7 @@ async function loadInitBundle(dir: string, params: Params, where: string, vocabH
   }
   restoreParams(params, saved, `${where}: train.init ${dir}`);
   const tr = m.training ?? {};
-  const chain = { ...(tr.total_steps !== undefined ? { totalSteps: tr.total_steps } : {}), ...(tr.command !== undefined ? { command: tr.command } : {}) };
+  const chain = { totalSteps: tr.total_steps, command: tr.command };
   return { path: dir, step: tr.steps ?? 0, seconds: tr.seconds ?? 0, curve: tr.loss_curve ?? [], firstLoss: tr.loss_first_step ?? null, chain };
 }
 
@@ -183,13 +185,9 @@ export function withStage0(s: StageInfo | null, r: RunInfo): RunInfo {
     elapsedSeconds: s.seconds + r.elapsedSeconds,
     curve: [...s.curve, ...r.curve.map(([k, l]): [number, number] => [s.step + k, l])],
     firstLoss: s.firstLoss ?? r.firstLoss,
-    init: { checkpoint: s.path, step: s.step, ...(s.chain ? { chain: s.chain } : {}) },
+    init: { checkpoint: s.path, step: s.step },
+    chain: s.chain,
   };
-}
-
-/** The manifest's training.init: the checkpoint or model folder a stage started from, and its step. */
-export function initRecord(r: RunInfo): { checkpoint: string; step: number } | null {
-  return r.init ? { checkpoint: r.init.checkpoint, step: r.init.step } : null;
 }
 
 /** Steps taken in this stage alone (a run's step counts its init checkpoint's steps too). */
@@ -204,7 +202,7 @@ export function stageSteps(r: RunInfo): number {
  */
 export function totalSteps(r: RunInfo, notes: Record<string, unknown> | undefined): number {
   const prior = notes?.['prior_steps'];
-  return (r.init?.chain?.totalSteps ?? (typeof prior === 'number' ? prior : r.init?.step ?? 0)) + stageSteps(r);
+  return (r.chain?.totalSteps ?? (typeof prior === 'number' ? prior : r.init?.step ?? 0)) + stageSteps(r);
 }
 
 /**
@@ -213,7 +211,7 @@ export function totalSteps(r: RunInfo, notes: Record<string, unknown> | undefine
  * export was taken when that is before the planned end.
  */
 export function trainingCommand(kind: string, configPath: string, run: RunInfo, plannedSteps: number, notes: Record<string, unknown> | undefined): string {
-  const before = run.init?.chain?.command ?? notes?.['stage1_command'];
+  const before = run.chain?.command ?? notes?.['stage1_command'];
   const chain = run.init && typeof before === 'string' ? `${before} && ` : '';
   return `${chain}mce train ${kind} --config ${configPath}` + (stageSteps(run) < plannedSteps ? ` --max-steps ${stageSteps(run)}` : '');
 }

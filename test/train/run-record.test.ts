@@ -22,12 +22,12 @@ test('the training command chains the earlier stages and stops where an early ex
 
 test("a model folder's manifest gives the chain before it, over the config's notes", () => {
   const chain = { totalSteps: 26900, command: 'mce train diffusion --config a.json && mce train diffusion --config b.json' };
-  const run: RunInfo = { step: 26900 + 100, elapsedSeconds: 0, curve: [], firstLoss: null, init: { checkpoint: 'models/sd-emoji', step: 26900, chain } };
+  const run: RunInfo = { step: 26900 + 100, elapsedSeconds: 0, curve: [], firstLoss: null, init: { checkpoint: 'models/sd-emoji', step: 26900 }, chain };
   const notes = { prior_steps: 18900, stage1_command: 'mce train diffusion --config a.json' };
   assert.equal(totalSteps(run, notes), 27000);
   assert.equal(trainingCommand('diffusion', 'c.json', run, 100, notes), `${chain.command} && mce train diffusion --config c.json`);
   // An older manifest without them: the notes, as before.
-  const old: RunInfo = { ...run, step: 26000, init: { checkpoint: 'models/sd-emoji', step: 25900, chain: {} } };
+  const old: RunInfo = { ...run, step: 26000, init: { checkpoint: 'models/sd-emoji', step: 25900 }, chain: {} };
   assert.equal(totalSteps(old, notes), 19000);
   assert.equal(trainingCommand('diffusion', 'c.json', old, 100, notes), 'mce train diffusion --config a.json && mce train diffusion --config c.json');
 });
