@@ -38,7 +38,8 @@ export const eraseCommand: Command = {
     accumulate: { type: 'number', help: 'micro-batches per optimizer step', default: 1 },
     batch: { type: 'number', help: 'erase and preserve items per micro-batch (each)', default: 2 },
     noises: { type: 'number', help: 'shared initial noises per prompt (Monte Carlo; 1 = one fixed noise as the original code)', default: 2 },
-    prompts: { type: 'number', help: 'erase prompts per concept (train templates and synonyms); as many preserve prompts', default: 12 },
+    prompts: { type: 'number', help: 'erase prompts per concept (train templates and synonyms); as many preserve prompts unless --preserve', default: 12 },
+    preserve: { type: 'number', help: 'preserve prompts in all: the near neighbours first, then a seeded sample of other concepts (default: --prompts per concept)' },
     'lr-ffn': { type: 'number', help: 'learning rate of the FFN masks (both streams)', default: 0.5 },
     'lr-mod': { type: 'number', help: 'learning rate of the text-modulation masks', default: 0.5 },
     'lr-heads': { type: 'number', help: 'learning rate of the head masks (reference: frozen)', default: 0 },
@@ -50,6 +51,7 @@ export const eraseCommand: Command = {
     sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate): both push units toward masked | edit (expected fraction of units masked: keeps the edit small)', default: 'l1' },
     'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay of the mask logits (reference: 0.01)', default: 0.01 },
+    'adam-eps': { type: 'number', help: "AdamW epsilon of the mask logits (reference: 1e-8); near the gradients' size (1e-6 to 1e-5 on flux-emoji) it slows units with faint gradients", default: 1e-8 },
     'decay-to': { type: 'string', help: 'what the weight decay pulls the logits toward: zero (the reference: mask 0.5) | init (the original model)', default: 'zero' },
     binarize: { type: 'string', help: 'how the trained logits become the stored keep-masks (and the grids and evaluation): threshold:T, topk-layer:F or topk-global:F (reference: threshold:0)', default: 'threshold:0' },
     seed: { type: 'number', help: 'run seed (prompt sampling, noises, batches, mask noise)', default: 0 },
@@ -80,6 +82,7 @@ export const eraseCommand: Command = {
     const batch = int('batch', 1, 64)!;
     const noises = int('noises', 1, 64)!;
     const nPrompts = int('prompts', 1, 1000)!;
+    const nPreserve = int('preserve', 1, 10000) ?? nPrompts * concepts.length;
     const valEvery = int('val-every', 0, 1000000)!;
     const nEval = int('eval', 0, 1000)!;
     const beta = num('beta', 0, 1e6);
@@ -88,6 +91,7 @@ export const eraseCommand: Command = {
     if (sparsityKind !== 'l1' && sparsityKind !== 'l0' && sparsityKind !== 'edit') throw new UsageError(`mce erase: --sparsity-kind must be l1, l0 or edit, got '${sparsityKind}'`);
     const weightDecay = num('weight-decay', 0, 1);
     const decayTo = flags['decay-to'] as string;
+    const adamEps = num('adam-eps', 0, 1);
     if (decayTo !== 'zero' && decayTo !== 'init') throw new UsageError(`mce erase: --decay-to must be zero or init, got '${decayTo}'`);
     const binarizeRule = (await binarizeFlag('mce erase', flags))!;
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
@@ -100,7 +104,7 @@ export const eraseCommand: Command = {
     const { UnknownConceptError } = await import('../world/catalogue.js');
     let sets;
     try {
-      sets = buildPromptSets(concepts, { erasePerTarget: nPrompts, preserve: nPrompts * concepts.length, neutral: flags['neutral'] as string | undefined, seed });
+      sets = buildPromptSets(concepts, { erasePerTarget: nPrompts, preserve: nPreserve, neutral: flags['neutral'] as string | undefined, seed });
     } catch (e) {
       if (e instanceof UnknownConceptError) throw new UserError(e.message);
       throw e;
@@ -135,7 +139,7 @@ export const eraseCommand: Command = {
     const { samplerRecord: sampler } = subject;
     const settings = mce.defaultMceSettings(subject.sampler, {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
-      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, weightDecay, decayTo, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
+      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
     });
     try {
       await mkdir(out, { recursive: true });

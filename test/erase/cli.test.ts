@@ -30,6 +30,8 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--decay-to', 'one', '--out', '/tmp/mce-never'], 2, /^mce erase: --decay-to must be zero or init, got 'one'/],
     [['erase', '--concept', 'dagger', '--sparsity-kind', 'l2', '--out', '/tmp/mce-never'], 2, /^mce erase: --sparsity-kind must be l1, l0 or edit, got 'l2'/],
     [['erase', '--concept', 'dagger', '--weight-decay', '2', '--out', '/tmp/mce-never'], 2, /--weight-decay must be in/],
+    [['erase', '--concept', 'dagger', '--adam-eps=-1', '--out', '/tmp/mce-never'], 2, /--adam-eps must be in/],
+    [['erase', '--concept', 'dagger', '--preserve', '0', '--out', '/tmp/mce-never'], 2, /--preserve must be/],
     [['eval', 'erasure', '--concept', 'dagger'], 2, /^mce eval erasure: --masks FILE is required/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors'], 2, /^mce eval erasure: --concept NAME is required/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'vampyre'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],
@@ -55,14 +57,19 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
   const dir = mkdtempSync(join(tmpdir(), 'mce-erase-'));
   try {
     const out = join(dir, 'run');
-    const r = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '2', '--out', out]);
+    const r = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--preserve', '3', '--noises', '1', '--eval', '2', '--out', out]);
     assert.equal(r.code, 0, r.err);
     for (const f of ['masks.safetensors', 'sparsity.txt', 'sparsity.json', 'summary.json', 'grid.png', 'report.html']) assert.ok(existsSync(join(out, f)), f);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as {
+      prompts: { erase: unknown[]; preserve: string[] }; settings: { adamEps: number };
       loss: { curve: unknown[] }; trajectoryDivergence: { erase: number[] };
       evaluation: { erase: { prompts: string[]; ssim: number; clip: unknown }; clipModel: string | null; notes: string[] };
     };
     assert.equal(summary.evaluation.erase.prompts.length, 2);
+    // --preserve sets the preserve count apart from --prompts (2 erase prompts, 3 preserve).
+    assert.equal(summary.prompts.erase.length, 2);
+    assert.equal(summary.prompts.preserve.length, 3);
+    assert.equal(summary.settings.adamEps, 1e-8);
     assert.ok(summary.evaluation.erase.ssim > 0 && summary.evaluation.erase.ssim <= 1);
     if (!existsSync(CLIP)) {
       // Without the emoji CLIP weights the CLIP score is skipped with a note, not an error.
@@ -100,7 +107,7 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     assert.equal(keepAll.evaluation.erase.ssim, 1);
     assert.equal(keepAll.sparsity.total.pruned, 0);
     // Rerunning the same command resumes (already complete).
-    const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--out', out]);
+    const again = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--preserve', '3', '--noises', '1', '--eval', '0', '--out', out]);
     assert.equal(again.code, 0, again.err);
     assert.match(again.err, /already complete/);
     const folded = join(dir, 'folded.safetensors');
@@ -108,7 +115,7 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     assert.equal(a.code, 0, a.err);
     assert.ok(existsSync(folded));
     // A finished run binarised again by another rule: no training, new keep-masks and sparsity.
-    const all = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--noises', '1', '--eval', '0', '--no-grid', '--binarize', 'threshold:1000', '--out', out]);
+    const all = await runCli(['erase', '--concept', 'kitchen knife', '--iters', '2', '--steps', '2', '--prompts', '2', '--preserve', '3', '--noises', '1', '--eval', '0', '--no-grid', '--binarize', 'threshold:1000', '--out', out]);
     assert.equal(all.code, 0, all.err);
     assert.match(all.err, /already complete/);
     const s2 = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { binarize: string }; sparsity: { total: { fraction: number } } };

@@ -50,6 +50,13 @@ export interface MceSettings {
    * original model; a unit then stays masked only while the loss keeps pushing it).
    */
   decayTo: 'zero' | 'init';
+  /**
+   * AdamW's epsilon (default 1e-8, PyTorch's, as the reference). Adam scales each logit's step by its
+   * own gradient size, so a unit with a faint gradient moves as fast as one the loss needs; an
+   * epsilon near the gradients' size slows the faint ones (their steps shrink to lr * grad / eps).
+   * On the knife it masked more, not fewer (README "Keeping more"): the masks follow the loss.
+   */
+  adamEps: number;
   /** Initial logit (default 3). */
   init: number;
   sparsity: SparsityTerm;
@@ -71,6 +78,7 @@ export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over
     lr: { ...DEFAULT_GROUP_LR },
     weightDecay: 0.01,
     decayTo: 'zero',
+    adamEps: 1e-8,
     init: DEFAULT_INIT_LOGIT,
     sparsity: { kind: 'none', weight: 0 },
     hc: { ...HARD_CONCRETE_DEFAULTS },
@@ -196,7 +204,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
       preserve: s.beta > 0 ? be.build(preserve) : [],
     };
     const tTargets = (performance.now() - t0) / 1000;
-    const optimizer = new AdamW(params, { lr: 0.5, weightDecay: s.weightDecay, decayTo: s.decayTo === 'init' ? s.init : 0, groups: optimizerGroups(s.lr) });
+    const optimizer = new AdamW(params, { lr: 0.5, eps: s.adamEps, weightDecay: s.weightDecay, decayTo: s.decayTo === 'init' ? s.init : 0, groups: optimizerGroups(s.lr) });
     const it = items;
     const ne = it.erase.length;
     const np = it.preserve.length;
