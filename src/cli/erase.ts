@@ -163,7 +163,7 @@ export const eraseCommand: Command = {
       log(`mce erase: pair filter kept ${keep.length}/${sets.erase.length} erase pairs (quantile ${filterQ})`);
       sets = { ...sets, erase: keep.map((i) => sets!.erase[i]!) };
     }
-    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts, ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
+    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
 
     // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];

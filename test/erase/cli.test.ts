@@ -67,6 +67,7 @@ test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks o
     };
     assert.equal(summary.evaluation.erase.prompts.length, 2);
     // --preserve sets the preserve count apart from --prompts (2 erase prompts, 3 preserve).
+    assert.match(r.err, /2 erase \/ 3 preserve prompts \(3 of them near neighbours\)/);
     assert.equal(summary.prompts.erase.length, 2);
     assert.equal(summary.prompts.preserve.length, 3);
     assert.equal(summary.settings.adamEps, 1e-8);
