@@ -91,8 +91,8 @@ export const eraseCommand: Command = {
     if (sparsityKind !== 'l1' && sparsityKind !== 'l0' && sparsityKind !== 'edit') throw new UsageError(`mce erase: --sparsity-kind must be l1, l0 or edit, got '${sparsityKind}'`);
     const weightDecay = num('weight-decay', 0, 1);
     const decayTo = flags['decay-to'] as string;
-    const adamEps = num('adam-eps', 0, 1);
     if (decayTo !== 'zero' && decayTo !== 'init') throw new UsageError(`mce erase: --decay-to must be zero or init, got '${decayTo}'`);
+    const adamEps = num('adam-eps', 0, 1);
     const binarizeRule = (await binarizeFlag('mce erase', flags))!;
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
