@@ -48,6 +48,7 @@ export const eraseCommand: Command = {
     // (runs/erase-A vs erase-B, README "Erasure").
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: 0, not masked; on by default here because flux-emoji is mostly single blocks)', default: 0.5 },
     'lr-attn': { type: 'number', help: 'UNet only: learning rate of the attention linear-output masks (to_q/to_k/to_v/to_out; the reference SD hooker masks them with the FFN rate)', default: 0.5 },
+    hooks: { type: 'list', help: "train only the hook points matching these globs ('*' matches anything), within the groups above: '*.txt_mlp,*.txt_mod' is FLUX's text stream alone, '*.attn2.to_k,*.attn2.to_v' a UNet's cross-attention keys and values (default: every hook point of the groups)" },
     sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate): both push units toward masked | edit (expected fraction of units masked: keeps the edit small)', default: 'l1' },
     'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay of the mask logits (reference: 0.01)', default: 0.01 },
@@ -137,9 +138,20 @@ export const eraseCommand: Command = {
       throw new UsageError('mce erase: --target edit (FlowEdit) works on flow models (flux-emoji) only; use neutral or empty on a UNet');
     }
     const { samplerRecord: sampler } = subject;
+    const hooks = flags['hooks'] as string[] | undefined;
+    for (const glob of hooks ?? []) {
+      if (subject.maskSpecs.some((m) => masksMod.hookMatcher([glob])(m.name))) continue;
+      const kinds = [...new Set(subject.maskSpecs.map((m) => `*.${m.name.split('.').slice(-2).filter((x) => !/^\d+$/.test(x)).join('.')}`))];
+      subject.dispose();
+      throw new UsageError(`mce erase: --hooks '${glob}' matches no hook point of ${modelName} (its hook points: ${kinds.join(', ')})`);
+    }
+    if (hooks && !subject.maskSpecs.some((m) => lr[masksMod.groupOf(m.name)] > 0 && masksMod.hookMatcher(hooks)(m.name))) {
+      subject.dispose();
+      throw new UsageError(`mce erase: --hooks ${hooks.join(',')} selects only hook points of groups at learning rate 0 (${Object.entries(lr).filter(([, v]) => v === 0).map(([g]) => g).join(', ')})`);
+    }
     const settings = mce.defaultMceSettings(subject.sampler, {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
-      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
+      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, ...(hooks ? { hooks } : {}), weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
     });
     try {
       await mkdir(out, { recursive: true });

@@ -32,6 +32,12 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--weight-decay', '2', '--out', '/tmp/mce-never'], 2, /--weight-decay must be in/],
     [['erase', '--concept', 'dagger', '--adam-eps=-1', '--out', '/tmp/mce-never'], 2, /--adam-eps must be in/],
     [['erase', '--concept', 'dagger', '--preserve', '0', '--out', '/tmp/mce-never'], 2, /--preserve must be/],
+    ...(existsSync(SHIPPED)
+      ? [
+        [['erase', '--concept', 'dagger', '--hooks', '*.txt_mlp,*.ff.hidden', '--out', '/tmp/mce-never'], 2, /^mce erase: --hooks '\*\.ff\.hidden' matches no hook point of flux-emoji \(its hook points: \*\.img_mlp, \*\.txt_mlp, \*\.txt_mod, \*\.heads, \*\.mlp\)/],
+        [['erase', '--concept', 'dagger', '--hooks', '*.heads', '--out', '/tmp/mce-never'], 2, /^mce erase: --hooks \*\.heads selects only hook points of groups at learning rate 0 \(heads\)/],
+      ] as [string[], number, RegExp][]
+      : []),
     [['eval', 'erasure', '--concept', 'dagger'], 2, /^mce eval erasure: --masks FILE is required/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors'], 2, /^mce eval erasure: --concept NAME is required/],
     [['eval', 'erasure', '--masks', '/tmp/mce-never/m.safetensors', '--concept', 'vampyre'], 1, /^mce: unknown concept "vampyre"; did you mean "vampire"/],

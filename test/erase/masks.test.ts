@@ -14,7 +14,7 @@ import {
 } from '../../src/erase/mce/hardconcrete.js';
 import {
   DEFAULT_GROUP_LR, binarize, fluxMasksFrom, formatBinarize, formatSparsity, parseBinarize, groupOf, hostLogits, initMaskLogits, masksFromLogits, mergeMasks,
-  optimizerGroups, sparsityReport,
+  hookMatcher, optimizerGroups, sparsityReport,
 } from '../../src/erase/mce/masks.js';
 import { loadMasks, saveMasks } from '../../src/erase/mce/maskfile.js';
 import { TINY, tinyModel } from './tiny.js';
@@ -88,6 +88,18 @@ test('groups and reference learning rates (heads frozen)', () => {
   const g = optimizerGroups({ heads: 0.1 });
   assert.equal(g.find((x) => x.name === 'heads')!.lr, 0.1);
   assert.equal(g.find((x) => x.name === 'ffn')!.lr, 0.5);
+});
+
+test('hook globs: * matches any run of characters, dots are literal, the whole name must match', () => {
+  const text = hookMatcher(['*.txt_mlp', '*.txt_mod']);
+  assert.deepEqual(['double_blocks.0.txt_mlp', 'double_blocks.1.txt_mod', 'double_blocks.0.img_mlp', 'single_blocks.0.mlp'].map(text), [true, true, false, false]);
+  const single = hookMatcher(['*.mlp']);
+  assert.deepEqual(['single_blocks.3.mlp', 'double_blocks.0.txt_mlp'].map(single), [true, false]);
+  const kv = hookMatcher(['*.attn2.to_k', '*.attn2.to_v']);
+  assert.deepEqual(['mid_block.attentions.0.transformer_blocks.0.attn2.to_k', 'mid_block.attentions.0.transformer_blocks.0.attn1.to_k', 'up_blocks.0.attentions.0.transformer_blocks.0.attn2.to_out'].map(kv), [true, false, false]);
+  assert.equal(hookMatcher(['double_blocks.0.txt_mlp'])('double_blocksX0Xtxt_mlp'), false);
+  assert.equal(hookMatcher(['double_blocks.0'])('double_blocks.0.txt_mlp'), false);
+  assert.equal(hookMatcher([])('double_blocks.0.txt_mlp'), false);
 });
 
 test('binarize: threshold, top-k per layer (stable), top-k global per group; merge is AND; sparsity table', () => {

@@ -180,6 +180,23 @@ test('training lowers the loss on a toy erase (fixed noise, full batch)', async 
   m.dispose();
 });
 
+test('hooks: only the hook points matching the globs are trained, within the groups that have a learning rate', async () => {
+  await useBackend();
+  const m = tinyModel(5);
+  const sets: PromptSets = { ...SETS, erase: SETS.erase.slice(0, 1), preserve: SETS.preserve.slice(0, 1) };
+  const s = defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
+    iters: 6, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3, hooks: ['*.txt_mlp', '*.txt_mod'],
+  });
+  const r = await trainMce(m, sets, s, { progress: false });
+  const names = Object.keys(r.logits).sort();
+  const want = Array.from({ length: TINY.depth }, (_, i) => [`double_blocks.${i}.txt_mlp`, `double_blocks.${i}.txt_mod`]).flat().sort();
+  assert.deepEqual(names, want);
+  for (const n of names) assert.ok(r.logits[n]!.some((x) => x !== 3), `${n} was trained`);
+  // A glob over a frozen group trains nothing there: heads are at lr 0 by default.
+  await assert.rejects(trainMce(m, sets, { ...s, hooks: ['*.heads'] }, { progress: false }), /every mask group is frozen .*hooks \*\.heads/);
+  m.dispose();
+});
+
 test('weight decay toward the initial logit keeps logits nearer the original model than decay toward 0', async () => {
   await useBackend();
   const m = tinyModel(5);

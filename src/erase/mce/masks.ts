@@ -56,6 +56,16 @@ export function groupOf(name: string): MaskGroup {
   throw new Error(`not a FLUX mask hook point: '${name}'`);
 }
 
+/**
+ * A test for hook-point names from globs ('*' matches any run of characters, dots included):
+ * '*.txt_mlp' is every text-stream FFN, '*.attn2.to_k' every UNet cross-attention key projection.
+ * A name is in when any glob matches it whole.
+ */
+export function hookMatcher(globs: readonly string[]): (name: string) => boolean {
+  const res = globs.map((g) => new RegExp(`^${g.split('*').map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`));
+  return (name) => res.some((r) => r.test(name));
+}
+
 /** Mask logits by hook-point name (tf variables: the trainable parameters of MCE). */
 export type MaskLogits = Record<string, tf.Variable>;
 

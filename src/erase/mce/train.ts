@@ -9,7 +9,7 @@ import { train, type TrainResult } from '../../train/loop.js';
 import type { Progress } from '../../train/progress.js';
 import { HARD_CONCRETE_DEFAULTS, type HardConcreteParams } from './hardconcrete.js';
 import {
-  DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hostLogits, initLogitsFor, optimizerGroups,
+  DEFAULT_GROUP_LR, DEFAULT_INIT_LOGIT, MASK_GROUPS, binarize, groupOf, hookMatcher, hostLogits, initLogitsFor, optimizerGroups,
   sparsityReport, type Binarize, type HostMasks, type MaskGroup, type MaskLogits,
 } from './masks.js';
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
@@ -43,6 +43,13 @@ export interface MceSettings {
   seed: number;
   /** Learning rate per group (missing: the reference's, DEFAULT_GROUP_LR). */
   lr: Partial<Record<MaskGroup, number>>;
+  /**
+   * Only the hook points matching one of these globs are trained (masks.ts hookMatcher); the others
+   * stay at init, like a group at lr 0. Unset: every hook point of a group with lr > 0 (the reference).
+   * ['*.txt_mlp', '*.txt_mod'] masks FLUX's text stream alone, ['*.attn2.to_k', '*.attn2.to_v'] a
+   * UNet's cross-attention keys and values: units that see the text and nothing else.
+   */
+  hooks?: readonly string[];
   /** AdamW decoupled weight decay (default 0.01, PyTorch's, as the reference). */
   weightDecay: number;
   /**
@@ -187,10 +194,13 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
   if (s.beta > 0 && preserve.length === 0) throw new Error('mce: beta > 0 needs preserve prompts');
   const be = backendFor(model, s);
   const logits = initLogitsFor(be.specs, { init: s.init });
-  // Trained hook points: groups with a learning rate > 0. Frozen ones stay at init (binary 1) and are not applied.
+  // Trained hook points: groups with a learning rate > 0 (and matching --hooks). Frozen ones stay at init (binary 1) and are not applied.
   const lrOf = (g: MaskGroup): number => s.lr[g] ?? DEFAULT_GROUP_LR[g];
-  const names = Object.keys(logits).filter((n) => lrOf(groupOf(n)) > 0);
-  if (names.length === 0) throw new Error(`mce: every mask group is frozen (learning rates ${MASK_GROUPS.map((g) => `${g} ${lrOf(g)}`).join(', ')})`);
+  const onHooks = s.hooks ? hookMatcher(s.hooks) : () => true;
+  const names = Object.keys(logits).filter((n) => lrOf(groupOf(n)) > 0 && onHooks(n));
+  if (names.length === 0) {
+    throw new Error(`mce: every mask group is frozen (learning rates ${MASK_GROUPS.map((g) => `${g} ${lrOf(g)}`).join(', ')}${s.hooks ? `; hooks ${s.hooks.join(', ')}` : ''})`);
+  }
   const params: MaskLogits = Object.fromEntries(names.map((n) => [n, logits[n]!]));
   for (const n of Object.keys(logits)) if (!(n in params)) logits[n]!.dispose();
   let items: { erase: ObjectiveItem[]; preserve: ObjectiveItem[] } | null = null;
@@ -219,6 +229,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
       config: {
         kind: 'mce', target: s.target, objective: s.objective, beta: s.beta, sampler: s.sampler, eraseBatch: s.eraseBatch,
         preserveBatch: s.preserveBatch, noises: s.noises, init: s.init, sparsity: s.sparsity, hc: s.hc, lr: s.lr,
+        ...(s.hooks ? { hooks: s.hooks } : {}),
         prompts: { erase: sets.erase, preserve: sets.preserve },
       },
       batchFn: (_ctx, rng) => ({
