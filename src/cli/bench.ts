@@ -27,7 +27,7 @@ export const benchCommand: Command = {
   flags: {
     quick: { type: 'boolean', help: 'erasure: a small slice for CI smoke (flux-emoji; none, mce, uce, sld; kitchen knife; i2p and ring-a-bell)' },
     models: { type: 'list', help: 'erasure: comma-separated models (default flux-emoji,sd-emoji)' },
-    methods: { type: 'list', help: 'erasure: comma-separated methods (default: none,mce,uce,sld,esd-x,esd-u,ca,eap,flowedit; mce-decay runs only when named)' },
+    methods: { type: 'list', help: 'erasure: comma-separated methods (default: none,mce,uce,sld,esd-x,esd-u,ca,eap,flowedit; mce-decay and mce-text run only when named)' },
     cases: { type: 'list', help: 'erasure: comma-separated cases (default: kitchen-knife,vampire,twemoji-style,knife-dagger-vampire)' },
     attacks: { type: 'list', help: 'erasure: comma-separated attacks, or none (default: ring-a-bell,p4d,unlearndiff,mma,inversion,edit,i2p)' },
     shard: { type: 'string', help: 'erasure: run shard I of N (1-based, e.g. 2/4); shards of one sweep take the same flags and may share --out' },

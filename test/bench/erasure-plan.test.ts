@@ -22,8 +22,8 @@ test('the full plan: both families, 4 cases, every method on every case (the mul
   for (const m of ['mce', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit']) assert.ok(cells.has(`flux-emoji/${m}/knife-dagger-vampire`), m);
   assert.ok(cells.has('sd-emoji/esd-u/knife-dagger-vampire'));
   assert.equal(new Set(units.map((u) => u.id)).size, units.length);
-  // mce-decay runs only when --methods names it.
-  assert.ok(!s.methods.includes('mce-decay'));
+  // mce-decay and mce-text run only when --methods names them.
+  assert.ok(!s.methods.includes('mce-decay') && !s.methods.includes('mce-text'));
   assert.equal(new Set(planUnits({ ...s, methods: ['mce-decay'] }).units.map((u) => u.cell)).size, 8);
 });
 

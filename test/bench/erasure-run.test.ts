@@ -78,17 +78,17 @@ test('mce bench: kill -9 and resume equals an uninterrupted sweep split in 3 sha
   }
 });
 
-test('mce bench: mce and the opt-in mce-decay train masks on a tiny bundle; mce-decay records its decay and binarisation', async () => {
+test('mce bench: mce and the opt-in mce-decay and mce-text train masks on a tiny bundle; mce-decay records its decay and binarisation, mce-text its hooks', async () => {
   await useBackend();
   const dir = mkdtempSync(join(tmpdir(), 'mce-bench-decay-'));
   try {
     const base = join(dir, 'base');
     await writeTinyFluxBundle(base, ['an emoji of a kitchen knife', 'a kitchen knife', 'kitchen knife', 'knife', 'spoon', 'dagger', 'fork', 'cat']);
     const out = join(dir, 'out');
-    const r = await runCli(['bench', '--models', base, '--methods', 'mce,mce-decay', '--cases', 'kitchen-knife', '--attacks', 'none', '--n', '2', '--mce-iters', '2', '--jobs', '1', '--out', out]);
+    const r = await runCli(['bench', '--models', base, '--methods', 'mce,mce-decay,mce-text', '--cases', 'kitchen-knife', '--attacks', 'none', '--n', '2', '--mce-iters', '2', '--jobs', '1', '--out', out]);
     assert.equal(r.code, 0, r.err);
     const rows = readRows(out);
-    assert.equal(rows.length, 4);
+    assert.equal(rows.length, 6);
     assert.ok(rows.every((x) => x.status === 'ok'), JSON.stringify(rows.map((x) => [x.unit, x.status])));
     const settings = (m: string): Record<string, unknown> => {
       const manifest = JSON.parse(readFileSync(join(out, 'models', `${base.replaceAll('/', '--')}--${m}--kitchen-knife`, 'manifest.json'), 'utf8')) as { erasure: { settings: Record<string, unknown> } };
@@ -96,7 +96,10 @@ test('mce bench: mce and the opt-in mce-decay train masks on a tiny bundle; mce-
     };
     assert.deepEqual([settings('mce')['decayTo'], settings('mce')['weightDecay'], settings('mce')['binarize']], ['zero', 0.01, { kind: 'threshold', threshold: 0 }]);
     assert.deepEqual([settings('mce-decay')['decayTo'], settings('mce-decay')['weightDecay'], settings('mce-decay')['binarize']], ['init', 0.1, { kind: 'threshold', threshold: 2 }]);
+    assert.equal(settings('mce')['hooks'], undefined);
+    assert.deepEqual(settings('mce-text')['hooks'], ['*.txt_mlp', '*.txt_mod']);
     assert.match(readFileSync(join(out, 'table.md'), 'utf8'), /\| mce-decay \| /);
+    assert.match(readFileSync(join(out, 'table.md'), 'utf8'), /\| mce-text \| /);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -8,13 +8,14 @@ import { createHash } from 'node:crypto';
 import { ATTACK_NAMES, type AttackName } from '../../attacks/types.js';
 
 /**
- * Every method the bench can run. `mce-decay` is MCE with the logits decayed toward the original
- * model (DECAY_TO_INIT in erase/mce/train.ts); it runs only when --methods names it, so the
- * complete benchmark stays the one docs/results.md measured.
+ * Every method the bench can run. Two MCE variants run only when --methods names them, so the
+ * complete benchmark stays the one docs/results.md measured: `mce-decay`, the logits decayed toward
+ * the original model (DECAY_TO_INIT in erase/mce/train.ts), and `mce-text`, masks only on the units
+ * that see the text alone (TEXT_ONLY_HOOKS in erase/mce/masks.ts).
  */
-export const BENCH_METHODS = ['none', 'mce', 'mce-decay', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit'] as const;
+export const BENCH_METHODS = ['none', 'mce', 'mce-decay', 'mce-text', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit'] as const;
 export type BenchMethod = (typeof BENCH_METHODS)[number];
-const OPT_IN_METHODS: readonly BenchMethod[] = ['mce-decay'];
+const OPT_IN_METHODS: readonly BenchMethod[] = ['mce-decay', 'mce-text'];
 
 export interface BenchCase {
   id: string;
@@ -132,7 +133,7 @@ export function unitCost(s: BenchSettings, u: Pick<BenchUnit, 'kind' | 'model' |
   if (u.kind === 'metrics') return slow * 0.3;
   // Each concept of a cell is attacked in turn.
   if (u.kind === 'attack') return slow * concepts * (s.budget === 'quick' ? 0.17 : 0.7);
-  if (u.method === 'mce' || u.method === 'mce-decay') return (slow * s.mceIters * concepts) / 40;
+  if (u.method.startsWith('mce')) return (slow * s.mceIters * concepts) / 40;
   return u.method === 'none' || u.method === 'sld' || u.method === 'flowedit' ? 0 : slow * 0.2;
 }
 

@@ -52,21 +52,22 @@ async function runErase(u: BenchUnit, ctx: UnitContext): Promise<Record<string, 
   const steps = stepsFor(ctx, u.model);
   const seed = ctx.settings.seed;
   const { dir: baseDir, manifest: baseManifest } = readManifest(u.model);
-  if (u.method === 'mce' || u.method === 'mce-decay') {
+  if (u.method.startsWith('mce')) {
     const { buildPromptSets } = await import('../../erase/mce/prompts.js');
     const { loadEraseSubject } = await import('../../erase/mce/subject.js');
     const { DECAY_TO_INIT, defaultMceSettings, trainMce } = await import('../../erase/mce/train.js');
-    const { binarize } = await import('../../erase/mce/masks.js');
+    const { TEXT_ONLY_HOOKS, binarize } = await import('../../erase/mce/masks.js');
     const { writeMceBundle } = await import('../../erase/mce/bundle.js');
     const sets = buildPromptSets(c.concepts, { erasePerTarget: 12, preserve: 12 * c.concepts.length, seed });
     const subject = await loadEraseSubject(u.model, steps ? { steps } : {});
     try {
       // mce erase's flag defaults (src/cli/erase.ts): 2 noises, single-block MLP masks trained at 0.5,
-      // and as many iterations per concept; mce-decay is DECAY_TO_INIT on top.
+      // and as many iterations per concept; mce-decay is DECAY_TO_INIT on top, mce-text the text-only hook points.
       const decay = u.method === 'mce-decay';
       const s = defaultMceSettings(subject.sampler, {
         iters: ctx.settings.mceIters * c.concepts.length, seed, noises: 2, lr: { ffn: 0.5, txt_mod: 0.5, heads: 0, single_mlp: 0.5, attn_linear: 0.5 },
         ...(decay ? { weightDecay: DECAY_TO_INIT.weightDecay, decayTo: DECAY_TO_INIT.decayTo } : {}),
+        ...(u.method === 'mce-text' ? { hooks: TEXT_ONLY_HOOKS[subject.family] } : {}),
       });
       const rule = decay ? DECAY_TO_INIT.binarize : { kind: 'threshold' as const, threshold: 0 };
       const res = await trainMce(subject.model, sets, s, { dir: join(ctx.dir, 'work', slug(u.cell), 'checkpoints'), checkpointEvery: 10, log: (l) => ctx.log(`  ${l}`) });

@@ -66,6 +66,16 @@ export function hookMatcher(globs: readonly string[]): (name: string) => boolean
   return (name) => res.some((r) => r.test(name));
 }
 
+/**
+ * The hook points that see the text and nothing else, per model family (README "Where the masks
+ * act"; the bench's mce-text): FLUX's text-stream FFN and text modulation, a UNet's cross-attention
+ * keys and values (the projections UCE edits).
+ */
+export const TEXT_ONLY_HOOKS: Readonly<Record<'flow' | 'diffusion', readonly string[]>> = Object.freeze({
+  flow: ['*.txt_mlp', '*.txt_mod'],
+  diffusion: ['*.attn2.to_k', '*.attn2.to_v'],
+});
+
 /** Mask logits by hook-point name (tf variables: the trainable parameters of MCE). */
 export type MaskLogits = Record<string, tf.Variable>;
 
