@@ -59,6 +59,20 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
   rmSync(join(tmpdir(), 'mce-filter-out'), { recursive: true, force: true });
 });
 
+test('erase --hooks text trains only the text stream of flux-emoji', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {
+  const out = mkdtempSync(join(tmpdir(), 'mce-erase-hooks-'));
+  try {
+    const r = await runCli(['erase', '--concept', 'dagger', '--hooks', 'text', '--iters', '1', '--steps', '1', '--prompts', '1', '--preserve', '1', '--noises', '1', '--eval', '0', '--no-grid', '--val-every', '0', '--out', out]);
+    assert.equal(r.code, 0, r.err);
+    const sp = JSON.parse(readFileSync(join(out, 'sparsity.json'), 'utf8')) as { layers: { name: string }[] };
+    assert.deepEqual(sp.layers.map((l) => l.name), ['double_blocks.0.txt_mlp', 'double_blocks.0.txt_mod', 'double_blocks.1.txt_mlp', 'double_blocks.1.txt_mod']);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as { settings: { hooks: string[] } };
+    assert.deepEqual(summary.settings.hooks, ['*.txt_mlp', '*.txt_mod']);
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
+});
+
 test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks on the shipped BF16 weights', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mce-erase-'));
   try {
