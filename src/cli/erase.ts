@@ -48,7 +48,7 @@ export const eraseCommand: Command = {
     // (runs/erase-A vs erase-B, README "Erasure").
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: 0, not masked; on by default here because flux-emoji is mostly single blocks)', default: 0.5 },
     'lr-attn': { type: 'number', help: 'UNet only: learning rate of the attention linear-output masks (to_q/to_k/to_v/to_out; the reference SD hooker masks them with the FFN rate)', default: 0.5 },
-    hooks: { type: 'list', help: "train only the hook points matching these globs ('*' matches anything), within the groups above; 'text' is the units that see the text alone: FLUX's text stream ('*.txt_mlp,*.txt_mod'), a UNet's cross-attention keys and values ('*.attn2.to_k,*.attn2.to_v') (default: every hook point of the groups)" },
+    hooks: { type: 'list', help: "train only the hook points matching these globs ('*' matches anything), within the groups above; 'text' is the units that act on the text alone: FLUX's text stream ('*.txt_mlp,*.txt_mod'), a UNet's cross-attention keys and values ('*.attn2.to_k,*.attn2.to_v') (default: every hook point of the groups)" },
     sparsity: { type: 'number', help: 'weight of a sparsity term (0 = off, as the reference)', default: 0 },
     'sparsity-kind': { type: 'string', help: 'l1 (mean sigmoid(logit)) | l0 (expected L0 of the hard-concrete gate): both push units toward masked | edit (expected fraction of units masked: keeps the edit small)', default: 'l1' },
     'weight-decay': { type: 'number', help: 'AdamW decoupled weight decay of the mask logits (reference: 0.01)', default: 0.01 },

@@ -11,7 +11,7 @@ import { ATTACK_NAMES, type AttackName } from '../../attacks/types.js';
  * Every method the bench can run. Two MCE variants run only when --methods names them, so the
  * complete benchmark stays the one docs/results.md measured: `mce-decay`, the logits decayed toward
  * the original model (DECAY_TO_INIT in erase/mce/train.ts), and `mce-text`, masks only on the units
- * that see the text alone (TEXT_ONLY_HOOKS in erase/mce/masks.ts).
+ * that act on the text alone (TEXT_ONLY_HOOKS in erase/mce/masks.ts).
  */
 export const BENCH_METHODS = ['none', 'mce', 'mce-decay', 'mce-text', 'uce', 'sld', 'esd-x', 'esd-u', 'ca', 'eap', 'flowedit'] as const;
 export type BenchMethod = (typeof BENCH_METHODS)[number];

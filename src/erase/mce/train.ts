@@ -47,7 +47,7 @@ export interface MceSettings {
    * Only the hook points matching one of these globs are trained (masks.ts hookMatcher); the others
    * stay at init, like a group at lr 0. Unset: every hook point of a group with lr > 0 (the reference).
    * ['*.txt_mlp', '*.txt_mod'] masks FLUX's text stream alone, ['*.attn2.to_k', '*.attn2.to_v'] a
-   * UNet's cross-attention keys and values: units that see the text and nothing else.
+   * UNet's cross-attention keys and values: units that act on the text and nothing else.
    */
   hooks?: readonly string[];
   /** AdamW decoupled weight decay (default 0.01, PyTorch's, as the reference). */
