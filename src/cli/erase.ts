@@ -35,6 +35,7 @@ export const eraseCommand: Command = {
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance inside each step (default: the model's)" },
     iters: { type: 'number', help: `optimizer steps (default ${ITERS_PER_CONCEPT} per concept: the reference trains 400 at batch 4; ${ITERS_PER_CONCEPT} keeps one concept under 10 minutes on 2 cores)` },
+    epochs: { type: 'number', help: 'run length in epochs instead of --iters: shuffled passes over the erase samples (prompts x noises), --batch of them per micro-batch (the reference trains 5)' },
     accumulate: { type: 'number', help: 'micro-batches per optimizer step', default: 1 },
     batch: { type: 'number', help: 'erase and preserve items per micro-batch (each)', default: 2 },
     noises: { type: 'number', help: 'shared initial noises per prompt (Monte Carlo; 1 = one fixed noise as the original code)', default: 2 },
@@ -98,7 +99,9 @@ export const eraseCommand: Command = {
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
     // Erase samples are spread over the concepts, so each concept gets as many as a run of its own.
-    const iters = int('iters', 0, 100000) ?? ITERS_PER_CONCEPT * concepts.length;
+    const epochs = int('epochs', 1, 10000);
+    if (epochs !== undefined && flags['iters'] !== undefined) throw new UsageError('mce erase: give --iters or --epochs, not both');
+    const itersFlag = int('iters', 0, 100000) ?? ITERS_PER_CONCEPT * concepts.length;
 
     // Prompt sets first: an unknown concept fails before any model loads.
     const { buildPromptSets } = await import('../erase/mce/prompts.js');
@@ -150,10 +153,6 @@ export const eraseCommand: Command = {
       subject.dispose();
       throw new UsageError(`mce erase: --hooks ${hooks.join(',')} selects only hook points of groups at learning rate 0 (${Object.entries(lr).filter(([, v]) => v === 0).map(([g]) => g).join(', ')})`);
     }
-    const settings = mce.defaultMceSettings(subject.sampler, {
-      target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, iters, accumulate,
-      eraseBatch: batch, preserveBatch: batch, noises, seed, lr, ...(hooks ? { hooks } : {}), weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
-    });
     try {
       await mkdir(out, { recursive: true });
     } catch (e) {
@@ -176,7 +175,13 @@ export const eraseCommand: Command = {
       log(`mce erase: pair filter kept ${keep.length}/${sets.erase.length} erase pairs (quantile ${filterQ})`);
       sets = { ...sets, erase: keep.map((i) => sets!.erase[i]!) };
     }
-    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${iters} iters`);
+    const run = { iters: itersFlag, ...(epochs !== undefined ? { epochs } : {}), eraseBatch: batch, accumulate };
+    const iters = mce.mceSteps(run, sets.erase.length * noises);
+    const settings = mce.defaultMceSettings(subject.sampler, {
+      target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, ...run, iters,
+      noises, preserveBatch: batch, seed, lr, ...(hooks ? { hooks } : {}), weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
+    });
+    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${epochs !== undefined ? `${epochs} epochs = ` : ''}${iters} iters`);
 
     // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];

@@ -32,6 +32,8 @@ test('erase: bad flags and unknown concepts fail with one line and the right exi
     [['erase', '--concept', 'dagger', '--weight-decay', '2', '--out', '/tmp/mce-never'], 2, /--weight-decay must be in/],
     [['erase', '--concept', 'dagger', '--adam-eps=-1', '--out', '/tmp/mce-never'], 2, /--adam-eps must be in/],
     [['erase', '--concept', 'dagger', '--preserve', '0', '--out', '/tmp/mce-never'], 2, /--preserve must be/],
+    [['erase', '--concept', 'dagger', '--epochs', '0', '--out', '/tmp/mce-never'], 2, /--epochs must be/],
+    [['erase', '--concept', 'dagger', '--epochs', '2', '--iters', '5', '--out', '/tmp/mce-never'], 2, /^mce erase: give --iters or --epochs, not both/],
     ...(existsSync(SHIPPED)
       ? [
         [['erase', '--concept', 'dagger', '--hooks', '*.txt_mlp,*.ff.hidden', '--out', '/tmp/mce-never'], 2, /^mce erase: --hooks '\*\.ff\.hidden' matches no hook point of flux-emoji \(its hook points: \*\.img_mlp, \*\.txt_mlp, \*\.txt_mod, \*\.heads, \*\.mlp\)/],

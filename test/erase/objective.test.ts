@@ -16,7 +16,7 @@ import { binarize, masksFromLogits, initMaskLogits } from '../../src/erase/mce/m
 import {
   PromptCache, batchVelocity, buildItems, disposeItems, flowEdit, objectiveGrad, sampleFinal, type SampleSpec,
 } from '../../src/erase/mce/objective.js';
-import { defaultMceSettings, trainMce, trainingSamples } from '../../src/erase/mce/train.js';
+import { defaultMceSettings, mceSteps, trainMce, trainingSamples } from '../../src/erase/mce/train.js';
 import type { PromptSets } from '../../src/erase/mce/prompts.js';
 import { TINY, tinyModel } from './tiny.js';
 
@@ -177,6 +177,25 @@ test('training lowers the loss on a toy erase (fixed noise, full batch)', async 
   assert.equal(r.history.length, 25);
   assert.ok(last < 0.5 * first, `erase loss ${first} -> ${last}`);
   assert.ok(Object.values(binarize(r.logits)).some((b) => b.includes(0)), 'some units are pruned');
+  m.dispose();
+});
+
+test('epochs: shuffled passes over the erase samples set the run length; iters otherwise', async () => {
+  // 12 erase samples in batches of 2: 6 micro-batches per pass; 3 passes at accumulate 4 -> ceil(18 / 4) = 5 steps.
+  assert.equal(mceSteps({ iters: 150, epochs: 3, eraseBatch: 2, accumulate: 4 }, 12), 5);
+  assert.equal(mceSteps({ iters: 150, eraseBatch: 2, accumulate: 4 }, 12), 150);
+  // The last partial batch of a pass is dropped: 7 samples in batches of 2 -> 3 per pass.
+  assert.equal(mceSteps({ iters: 1, epochs: 2, eraseBatch: 2, accumulate: 1 }, 7), 6);
+  // A batch larger than the samples takes them all.
+  assert.equal(mceSteps({ iters: 1, epochs: 2, eraseBatch: 8, accumulate: 1 }, 3), 2);
+  assert.throws(() => mceSteps({ iters: 1, epochs: 0.5, eraseBatch: 1, accumulate: 1 }, 3), /epochs must be a positive integer/);
+  await useBackend();
+  const m = tinyModel(5);
+  const s = defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
+    iters: 99, epochs: 2, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3,
+  });
+  const r = await trainMce(m, { ...SETS, preserve: SETS.preserve.slice(0, 1) }, s, { progress: false });
+  assert.equal(r.history.length, 4, 'two passes over two erase samples, one per step');
   m.dispose();
 });
 

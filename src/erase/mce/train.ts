@@ -5,7 +5,7 @@
 // checkpointed backprop through every sampling step (objective.ts).
 import { tf } from '../../engine/tf.js';
 import { AdamW } from '../../train/optim.js';
-import { train, type TrainResult } from '../../train/loop.js';
+import { batchesPerEpoch, epochBatch, train, type TrainResult } from '../../train/loop.js';
 import type { Progress } from '../../train/progress.js';
 import { HARD_CONCRETE_DEFAULTS, type HardConcreteParams } from './hardconcrete.js';
 import {
@@ -31,8 +31,14 @@ export interface MceSettings {
   beta: number;
   /** FLUX: Euler timesteps + CFG; UNet: a DDIM plan + CFG. */
   sampler: SamplerSettings | DdimSettings;
-  /** Optimizer steps. */
+  /** Optimizer steps (unless `epochs` is set). */
   iters: number;
+  /**
+   * Run length in epochs instead: shuffled passes over the erase samples, each micro-batch taking
+   * the next eraseBatch of the epoch's seeded permutation (the reference trains 5 epochs). Without
+   * it, every micro-batch draws its erase samples at random, with replacement.
+   */
+  epochs?: number;
   /** Micro-batches per optimizer step (default 1). */
   accumulate: number;
   /** Erase and preserve items per micro-batch (default 2 and 2). */
@@ -115,6 +121,13 @@ export function trainingSamples(sets: PromptSets, s: Pick<MceSettings, 'target' 
     for (const p of sets.preserve) preserve.push({ kind: 'preserve', prompt: p, targetPrompt: p, noise: j });
   }
   return { erase, preserve };
+}
+
+/** Optimizer steps of a run: `iters`, or as many as `epochs` passes over the erase samples take (the last partial batch of each pass dropped). */
+export function mceSteps(s: Pick<MceSettings, 'iters' | 'epochs' | 'eraseBatch' | 'accumulate'>, eraseSamples: number): number {
+  if (s.epochs === undefined) return s.iters;
+  if (!(Number.isInteger(s.epochs) && s.epochs >= 1)) throw new Error(`mce: epochs must be a positive integer, got ${s.epochs}`);
+  return Math.ceil((s.epochs * batchesPerEpoch(eraseSamples, Math.min(s.eraseBatch, eraseSamples))) / s.accumulate);
 }
 
 export interface MceRunOptions {
@@ -222,7 +235,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
     const result = await train<{ erase: number[]; preserve: number[] }>({
       params,
       optimizer,
-      steps: s.iters,
+      steps: mceSteps(s, ne),
       accumulate: s.accumulate,
       seed: s.seed,
       disposeBatch: false,
@@ -230,10 +243,13 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
         kind: 'mce', target: s.target, objective: s.objective, beta: s.beta, sampler: s.sampler, eraseBatch: s.eraseBatch,
         preserveBatch: s.preserveBatch, noises: s.noises, init: s.init, sparsity: s.sparsity, hc: s.hc, lr: s.lr,
         ...(s.hooks ? { hooks: s.hooks } : {}),
+        ...(s.epochs !== undefined ? { epochs: s.epochs } : {}),
         prompts: { erase: sets.erase, preserve: sets.preserve },
       },
-      batchFn: (_ctx, rng) => ({
-        erase: Array.from({ length: Math.min(s.eraseBatch, ne) }, () => rng.int(ne)),
+      batchFn: (ctx, rng) => ({
+        erase: s.epochs !== undefined
+          ? epochBatch(ne, Math.min(s.eraseBatch, ne), s.seed, ctx.index).indices
+          : Array.from({ length: Math.min(s.eraseBatch, ne) }, () => rng.int(ne)),
         preserve: s.beta > 0 ? Array.from({ length: Math.min(s.preserveBatch, np) }, () => rng.int(np)) : [],
       }),
       gradFn: (p, batch, ctx) => {
