@@ -16,7 +16,7 @@ import { binarize, masksFromLogits, initMaskLogits } from '../../src/erase/mce/m
 import {
   PromptCache, batchVelocity, buildItems, disposeItems, flowEdit, objectiveGrad, sampleFinal, type SampleSpec,
 } from '../../src/erase/mce/objective.js';
-import { defaultMceSettings, mceSteps, trainMce, trainingSamples } from '../../src/erase/mce/train.js';
+import { defaultMceSettings, mceSteps, trainMce, trainingSamples, type MceSettings } from '../../src/erase/mce/train.js';
 import type { PromptSets } from '../../src/erase/mce/prompts.js';
 import { TINY, tinyModel } from './tiny.js';
 
@@ -163,13 +163,18 @@ test('per-step objective: local gradients at the original trajectory states, zer
   m.dispose();
 });
 
+/** Settings of the toy runs: 3 Euler steps without CFG, one noise, batches of one, FFN + modulation + single-block masks. */
+function toySettings(over: Partial<MceSettings>): MceSettings {
+  return defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
+    noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3, ...over,
+  });
+}
+
 test('training lowers the loss on a toy erase (fixed noise, full batch)', async () => {
   await useBackend();
   const m = tinyModel(5);
   const sets: PromptSets = { ...SETS, erase: SETS.erase.slice(0, 1), preserve: SETS.preserve.slice(0, 1) };
-  const s = defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
-    iters: 25, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3,
-  });
+  const s = toySettings({ iters: 25 });
   const r = await trainMce(m, sets, s, { progress: false });
   const first = r.history[0]![2];
   const lastFew = r.history.slice(-5).map((h) => h[2]);
@@ -191,9 +196,7 @@ test('epochs: shuffled passes over the erase samples set the run length; iters o
   assert.throws(() => mceSteps({ iters: 1, epochs: 0.5, eraseBatch: 1, accumulate: 1 }, 3), /epochs must be a positive integer/);
   await useBackend();
   const m = tinyModel(5);
-  const s = defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
-    iters: 99, epochs: 2, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3,
-  });
+  const s = toySettings({ iters: 99, epochs: 2 });
   const r = await trainMce(m, { ...SETS, preserve: SETS.preserve.slice(0, 1) }, s, { progress: false });
   assert.equal(r.history.length, 4, 'two passes over two erase samples, one per step');
   m.dispose();
@@ -203,9 +206,7 @@ test('hooks: only the hook points matching the globs are trained, within the gro
   await useBackend();
   const m = tinyModel(5);
   const sets: PromptSets = { ...SETS, erase: SETS.erase.slice(0, 1), preserve: SETS.preserve.slice(0, 1) };
-  const s = defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
-    iters: 6, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3, hooks: ['*.txt_mlp', '*.txt_mod'],
-  });
+  const s = toySettings({ iters: 6, hooks: ['*.txt_mlp', '*.txt_mod'] });
   const r = await trainMce(m, sets, s, { progress: false });
   const names = Object.keys(r.logits).sort();
   const want = Array.from({ length: TINY.depth }, (_, i) => [`double_blocks.${i}.txt_mlp`, `double_blocks.${i}.txt_mod`]).flat().sort();
@@ -220,9 +221,7 @@ test('weight decay toward the initial logit keeps logits nearer the original mod
   await useBackend();
   const m = tinyModel(5);
   const sets: PromptSets = { ...SETS, erase: SETS.erase.slice(0, 1), preserve: SETS.preserve.slice(0, 1) };
-  const run = (decayTo: 'zero' | 'init') => trainMce(m, sets, defaultMceSettings({ timesteps: fluxSchedule(3, { imageSeqLen: 4 }), cfg: 1 }, {
-    iters: 25, noises: 1, eraseBatch: 1, preserveBatch: 1, lr: { ffn: 0.5, txt_mod: 0.5, single_mlp: 0.5 }, seed: 3, weightDecay: 0.2, decayTo,
-  }), { progress: false });
+  const run = (decayTo: 'zero' | 'init') => trainMce(m, sets, toySettings({ iters: 25, weightDecay: 0.2, decayTo }), { progress: false });
   const drift = (l: Record<string, Float32Array>): number => {
     const all = Object.values(l).flatMap((v) => Array.from(v));
     return all.reduce((a, x) => a + Math.abs(x - 3), 0) / all.length;
