@@ -149,7 +149,7 @@ export const eraseCommand: Command = {
       subject.dispose();
       throw new UsageError(`mce erase: --hooks '${glob}' matches no hook point of ${modelName} (its hook points: ${kinds.join(', ')})`);
     }
-    if (hooks && !subject.maskSpecs.some((m) => lr[masksMod.groupOf(m.name)] > 0 && masksMod.hookMatcher(hooks)(m.name))) {
+    if (hooks && mce.trainedHookPoints(subject.maskSpecs.map((m) => m.name), { lr, hooks }).length === 0) {
       subject.dispose();
       throw new UsageError(`mce erase: --hooks ${hooks.join(',')} selects only hook points of groups at learning rate 0 (${Object.entries(lr).filter(([, v]) => v === 0).map(([g]) => g).join(', ')})`);
     }

@@ -123,6 +123,12 @@ export function trainingSamples(sets: PromptSets, s: Pick<MceSettings, 'target' 
   return { erase, preserve };
 }
 
+/** The hook points a run trains: those of a group with a learning rate > 0 that match `hooks` (all, when unset). */
+export function trainedHookPoints(names: readonly string[], s: Pick<MceSettings, 'lr' | 'hooks'>): string[] {
+  const onHooks = s.hooks ? hookMatcher(s.hooks) : () => true;
+  return names.filter((n) => (s.lr[groupOf(n)] ?? DEFAULT_GROUP_LR[groupOf(n)]) > 0 && onHooks(n));
+}
+
 /** Optimizer steps of a run: `iters`, or as many as `epochs` passes over the erase samples take (the last partial batch of each pass dropped). */
 export function mceSteps(s: Pick<MceSettings, 'iters' | 'epochs' | 'eraseBatch' | 'accumulate'>, eraseSamples: number): number {
   if (s.epochs === undefined) return s.iters;
@@ -208,10 +214,9 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
   const be = backendFor(model, s);
   const logits = initLogitsFor(be.specs, { init: s.init });
   // Trained hook points: groups with a learning rate > 0 (and matching --hooks). Frozen ones stay at init (binary 1) and are not applied.
-  const lrOf = (g: MaskGroup): number => s.lr[g] ?? DEFAULT_GROUP_LR[g];
-  const onHooks = s.hooks ? hookMatcher(s.hooks) : () => true;
-  const names = Object.keys(logits).filter((n) => lrOf(groupOf(n)) > 0 && onHooks(n));
+  const names = trainedHookPoints(Object.keys(logits), s);
   if (names.length === 0) {
+    const lrOf = (g: MaskGroup): number => s.lr[g] ?? DEFAULT_GROUP_LR[g];
     throw new Error(`mce: every mask group is frozen (learning rates ${MASK_GROUPS.map((g) => `${g} ${lrOf(g)}`).join(', ')}${s.hooks ? `; hooks ${s.hooks.join(', ')}` : ''})`);
   }
   const params: MaskLogits = Object.fromEntries(names.map((n) => [n, logits[n]!]));
@@ -231,6 +236,7 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
     const it = items;
     const ne = it.erase.length;
     const np = it.preserve.length;
+    const eraseBatch = Math.min(s.eraseBatch, ne);
     const t1 = performance.now();
     const result = await train<{ erase: number[]; preserve: number[] }>({
       params,
@@ -248,8 +254,8 @@ export async function trainMce(model: FluxEraseModel | UnetEraseModel, sets: Pro
       },
       batchFn: (ctx, rng) => ({
         erase: s.epochs !== undefined
-          ? epochBatch(ne, Math.min(s.eraseBatch, ne), s.seed, ctx.index).indices
-          : Array.from({ length: Math.min(s.eraseBatch, ne) }, () => rng.int(ne)),
+          ? epochBatch(ne, eraseBatch, s.seed, ctx.index).indices
+          : Array.from({ length: eraseBatch }, () => rng.int(ne)),
         preserve: s.beta > 0 ? Array.from({ length: Math.min(s.preserveBatch, np) }, () => rng.int(np)) : [],
       }),
       gradFn: (p, batch, ctx) => {
