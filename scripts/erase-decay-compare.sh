@@ -1,5 +1,5 @@
 #!/bin/bash
-# The README's "Keeping more: decay toward the original model" table: on flux-emoji, each target
+# docs/erasure.md's "Keeping more: decay toward the original model" table: on flux-emoji, each target
 # erased at the defaults (runs/s10-D-NAME) and with the logits' weight decay pulling toward the
 # original model, binarised where the gate is fully open (runs/s10-W-NAME). Two one-thread erases
 # at a time (one per core); each run ends with its 48-prompt held-out evaluation in its log and

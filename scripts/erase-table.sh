@@ -1,5 +1,5 @@
 #!/bin/bash
-# The README's erasure tables: issue 5's cases (an object, characters, a style, three concepts at
+# The erasure tables (README "Erasure", docs/erasure.md): issue 5's cases (an object, characters, a style, three concepts at
 # once) erased at the defaults, on flux-emoji or sd-emoji (sd-emoji with DDIM 20 steps, CFG inside
 # each step, as the benchmark runs it). Two one-thread erases at a time (one per core); each run
 # ends with its 48-prompt held-out evaluation, printed in its log and kept in its summary.json.

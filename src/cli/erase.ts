@@ -17,7 +17,7 @@ const OBJECTIVES = ['final', 'per-step'] as const;
  * Default optimizer steps per erased concept. At 150 in all a three-concept run left the vampire
  * fully drawn (runs/s5-erase-three: detection 50% -> 50%). 300 per concept erased the kitchen knife
  * one held-out prompt further (17% -> 8%) but left the superhero, zombie and vampire where 150 did
- * and lowered their SSIM by 0.02-0.08 (runs/s7-erase-*, README): not a better default.
+ * and lowered their SSIM by 0.02-0.08 (runs/s7-erase-*, docs/erasure.md): not a better default.
  */
 const ITERS_PER_CONCEPT = 150;
 
@@ -46,7 +46,7 @@ export const eraseCommand: Command = {
     'lr-heads': { type: 'number', help: 'learning rate of the head masks (reference: frozen)', default: 0 },
     // flux-emoji has 2 double blocks to FLUX.1's 19, so most of its depth is single-stream: with these
     // masks frozen (the reference), "kitchen knife" detection went 25% -> 17%; trained, 25% -> 8%
-    // (runs/erase-A vs erase-B, README "Erasure").
+    // (runs/erase-A vs erase-B, docs/erasure.md).
     'lr-single': { type: 'number', help: 'learning rate of the single-block MLP masks (reference: 0, not masked; on by default here because flux-emoji is mostly single blocks)', default: 0.5 },
     'lr-attn': { type: 'number', help: 'UNet only: learning rate of the attention linear-output masks (to_q/to_k/to_v/to_out; the reference SD hooker masks them with the FFN rate)', default: 0.5 },
     hooks: { type: 'list', help: "train only the hook points matching these globs ('*' matches anything), within the groups above; 'text' is the units that act on the text alone: FLUX's text stream ('*.txt_mlp,*.txt_mod'), a UNet's cross-attention keys and values ('*.attn2.to_k,*.attn2.to_v') (default: every hook point of the groups)" },

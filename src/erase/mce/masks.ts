@@ -67,7 +67,7 @@ export function hookMatcher(globs: readonly string[]): (name: string) => boolean
 }
 
 /**
- * The hook points that act on the text and nothing else, per model family (README "Where the masks
+ * The hook points that act on the text and nothing else, per model family (docs/erasure.md "Where the masks
  * act"; the bench's mce-text): FLUX's text-stream FFN and text modulation, a UNet's cross-attention
  * keys and values (the projections UCE edits).
  */

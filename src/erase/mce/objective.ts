@@ -173,7 +173,7 @@ export interface ObjectiveItem {
  *   l0    P(m > 0)             }   calculate_reg_loss, mce-method.md §1)
  *   edit  1 - P(m > 0) = P(m = 0): the expected fraction masked, to keep the edit small. Under
  *         Adam any weight (0.01 to 3 tried) lifts the logits the loss leaves idle into the dead zone
- *         above 3.09, where the loss gradient is zero, and nothing is erased (README "Erasure")
+ *         above 3.09, where the loss gradient is zero, and nothing is erased (docs/erasure.md)
  */
 export interface SparsityTerm {
   kind: 'none' | 'l1' | 'l0' | 'edit';

@@ -67,7 +67,7 @@ export interface MceSettings {
    * AdamW's epsilon (default 1e-8, PyTorch's, as the reference). Adam scales each logit's step by its
    * own gradient size, so a unit with a faint gradient moves as fast as one the loss needs; an
    * epsilon near the gradients' size slows the faint ones (their steps shrink to lr * grad / eps).
-   * On the knife it masked more, not fewer (README "Keeping more"): the masks follow the loss.
+   * On the knife it masked more, not fewer (docs/erasure.md "Keeping more"): the masks follow the loss.
    */
   adamEps: number;
   /** Initial logit (default 3). */
@@ -100,7 +100,7 @@ export function defaultMceSettings(sampler: SamplerSettings | DdimSettings, over
 }
 
 /**
- * The decay-to-init variant (README "Keeping more"; the bench's mce-decay): the logits' AdamW decay
+ * The decay-to-init variant (docs/erasure.md "Keeping more"; the bench's mce-decay): the logits' AdamW decay
  * pulls toward their initial value at 0.1, and they are binarised at 2, about where the gate is fully
  * open without noise (b·ln((1-γ)/(ζ-1)) = 1.99 at the reference's hard-concrete parameters).
  */
