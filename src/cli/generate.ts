@@ -65,6 +65,7 @@ export const generateCommand: Command = {
       }
       throw e;
     }
+    await noteUnreadWords(model.manifest, model.name, prompt);
     const sweep = await import('../generate/shard.js');
     const t0 = performance.now();
     const opts = { prompt, seed, steps, cfg, trajectory: Boolean(flags['trajectory']) };
@@ -124,6 +125,21 @@ export const generateCommand: Command = {
     return 0;
   },
 };
+
+/**
+ * A model trained by mce on emoji-world records every word of its training captions
+ * (manifest `dataset.caption_words`). Its text encoder was trained from scratch, so a prompt word
+ * outside them ("a hocho") means nothing to it; say so rather than let the image puzzle the user.
+ */
+async function noteUnreadWords(manifest: Record<string, unknown>, name: string, prompt: string): Promise<void> {
+  const vocabulary = (manifest['dataset'] as { caption_words?: string[] } | undefined)?.caption_words;
+  if (!vocabulary) return;
+  const { wordsOutside } = await import('../world/captions.js');
+  const unread = wordsOutside(vocabulary, prompt);
+  if (!unread.length) return;
+  const list = unread.map((w) => `"${w}"`).join(', ');
+  process.stderr.write(`mce generate: note: ${list} ${unread.length === 1 ? 'is' : 'are'} in none of ${name}'s training captions; its text encoder, trained from scratch, has never read ${unread.length === 1 ? 'it' : 'them'}\n`);
+}
 
 /** `mce generate merge DIR... --out FILE.png`: the unsharded run's image from its shard folders. */
 async function merge(dirs: string[], flags: FlagValues): Promise<number> {

@@ -5,8 +5,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { loadFloat32 } from '../io/safetensors.js';
 import { copyFileAtomicSync, writeFileAtomic } from '../io/atomic.js';
-import { templates } from '../world/captions.js';
+import { captionWords, templates } from '../world/captions.js';
 import type { Dataset } from '../world/dataset.js';
+import { trainCaptionLists } from './world-data.js';
 import type { Params } from './optim.js';
 import { loadCheckpoint, restoreParams, type HostTensor } from './state.js';
 import { sha256 } from '../world/util.js';
@@ -94,6 +95,17 @@ export async function writeManifest(path: string, manifest: { quality: Record<st
   await writeFileAtomic(path, JSON.stringify(manifest, null, 2) + '\n');
 }
 
+/**
+ * Every word of the TRAIN captions a model on `ds` is trained with, sorted: what its text encoder has
+ * read. `mce generate` names the prompt words outside it (cli/generate.ts noteUnreadWords).
+ */
+export function trainCaptionWords(ds: Dataset): string[] {
+  const { styled, plain } = trainCaptionLists(ds);
+  const words = new Set<string>();
+  for (const list of [...styled, ...plain]) for (const caption of list) for (const w of captionWords(caption)) words.add(w);
+  return [...words].sort();
+}
+
 /** The manifest's `dataset` section of a base model trained on emoji-world with TRAIN captions. */
 export function datasetRecord(config: object, ds: Dataset): Record<string, unknown> {
   return {
@@ -103,6 +115,7 @@ export function datasetRecord(config: object, ds: Dataset): Record<string, unkno
     concepts: ds.concepts.length,
     styles: ds.vendors,
     captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
+    caption_words: trainCaptionWords(ds),
   };
 }
 

@@ -212,6 +212,20 @@ export function seededCaption(c: string, style: Vendor | null, split: Split, see
   return list[new Rng(hashString(seed, `${split}-caption`, c, style ?? '')).int(list.length)]!;
 }
 
+/**
+ * The words of a text, lowercased, as a caption vocabulary counts them: runs of letters and digits,
+ * with an apostrophe suffix kept ("chef's"). Punctuation and spacing do not matter.
+ */
+export function captionWords(text: string): string[] {
+  return text.toLowerCase().match(/[a-z0-9]+(?:'[a-z]+)?/g) ?? [];
+}
+
+/** The words of `text` that are not in `vocabulary` (a model's training caption words), in order, once each. */
+export function wordsOutside(vocabulary: readonly string[], text: string): string[] {
+  const known = new Set(vocabulary);
+  return [...new Set(captionWords(text))].filter((w) => !known.has(w));
+}
+
 /** Whether a caption's concept phrase was seen in training: the name or a train synonym. */
 export function conceptPhraseSeen(c: string, caption: Caption): boolean {
   return conceptPhrases(c, 'train').includes(caption.conceptPhrase);

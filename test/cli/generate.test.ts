@@ -41,6 +41,18 @@ test('generate: bad flags and unknown models fail with one line and the right ex
   }
 });
 
+test('generate: a prompt word in none of the model\'s training captions gets a one-line note; known words get none', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
+  const [unread, known] = await Promise.all([
+    runCli(['generate', '--prompt', 'a hocho, Twemoji style', '--steps', '1', '--out', out('hocho.png')]),
+    runCli(['generate', '--prompt', "A chef's knife, twemoji style", '--steps', '1', '--out', out('knife.png')]),
+  ]);
+  assert.equal(unread.code, 0, unread.err);
+  assert.equal(known.code, 0, known.err);
+  const notes = (r: { err: string }): string[] => r.err.split('\n').filter((l) => l.includes('note:'));
+  assert.deepEqual(notes(unread), ['mce generate: note: "hocho" is in none of flux-emoji\'s training captions; its text encoder, trained from scratch, has never read it']);
+  assert.deepEqual(notes(known), []);
+});
+
 test('generate: the shipped flux-emoji gives the same bytes for the same flags, a grid, a trajectory strip, and a real image', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
   const [a, b, c, grid] = await Promise.all([
     runCli(['generate', '--prompt', 'a kitchen knife in twemoji style', '--seed', '7', '--steps', '4', '--out', out('a.png'), '--trajectory']),

@@ -10,6 +10,7 @@ import { tf } from '../../src/engine/tf.js';
 import { trainFlow, type FlowTrainConfig } from '../../src/train/flow.js';
 import { generate, loadFluxEmoji } from '../../src/generate/flux-emoji.js';
 import { conceptsNeededBy } from '../../src/world/targets.js';
+import { captionWords, conceptPhrases } from '../../src/world/captions.js';
 import { loadFloat32 } from '../../src/io/safetensors.js';
 
 function tinyFlowConfig(dir: string): FlowTrainConfig {
@@ -49,6 +50,12 @@ test('a tiny flow training run lowers the loss, exports a bundle, and generation
     assert.equal(manifest.training.steps, 40);
     assert.ok(manifest.training.loss_first_step > curve[curve.length - 1]![1], `loss did not go down: ${manifest.training.loss_first_step} -> ${JSON.stringify(curve)}`);
     for (const f of ['transformer.safetensors', 'text_encoder.safetensors']) assert.ok(existsSync(join(cfg.out, f)));
+    // The words its text encoder read: every word of its train captions, sorted, and no held-out synonym's.
+    const words = manifest.dataset.caption_words as string[];
+    assert.deepEqual(words, [...words].sort());
+    for (const c of cfg.dataset.concepts as string[]) for (const w of captionWords(c)) assert.ok(words.includes(w), `${w} of ${c} missing`);
+    assert.deepEqual(conceptPhrases('kitchen knife', 'heldout'), ['hocho', 'cooking knife']);
+    assert.ok(!words.includes('hocho') && !words.includes('dirk'), 'a held-out synonym reached the caption words');
 
     // A second stage starts from the first's last checkpoint with its own schedule; the manifest
     // counts both stages' steps and keeps one loss curve.

@@ -4,6 +4,7 @@ import {
   article,
   canonicalCaption,
   captionRecords,
+  captionWords,
   captions,
   conceptPhrases,
   erasureTargets,
@@ -11,6 +12,7 @@ import {
   stylePhrases,
   templates,
   VENDORS,
+  wordsOutside,
 } from '../../src/world/index.js';
 
 test('templates and style phrases split into non-empty, disjoint train and held-out parts', () => {
@@ -79,3 +81,11 @@ test('captions read naturally and the split is deterministic and seeded', () => 
   const other = [1, 2, 3, 4, 5].map((seed) => templates('heldout', false, seed).join('|'));
   assert.ok(new Set(other).size > 1, 'the seed changes the split');
 });
+
+test('captionWords reads words as a caption vocabulary counts them; wordsOutside lists the unknown ones once', () => {
+  assert.deepEqual(captionWords("A Chef's knife, twemoji-style: 1st place!"), ['a', "chef's", 'knife', 'twemoji', 'style', '1st', 'place']);
+  assert.deepEqual(captionWords('  ,;  '), []);
+  assert.deepEqual(wordsOutside(['a', 'knife', 'in', 'style', 'noto'], 'a hocho in Noto style, a HOCHO and a dirk'), ['hocho', 'and', 'dirk']);
+  assert.deepEqual(wordsOutside(['a', 'knife'], 'A knife'), []);
+});
+
