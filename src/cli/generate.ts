@@ -132,7 +132,8 @@ export const generateCommand: Command = {
  * outside them ("a hocho") means nothing to it; say so rather than let the image puzzle the user.
  */
 async function noteUnreadWords(manifest: Record<string, unknown>, name: string, prompt: string): Promise<void> {
-  const vocabulary = (manifest['dataset'] as { caption_words?: string[] } | undefined)?.caption_words;
+  const { manifestCaptionWords } = await import('../generate/bundle.js');
+  const vocabulary = manifestCaptionWords(manifest);
   if (!vocabulary) return;
   const { wordsOutside } = await import('../world/captions.js');
   const unread = wordsOutside(vocabulary, prompt);

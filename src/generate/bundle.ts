@@ -27,6 +27,14 @@ export function resolveModelDir(nameOrPath: string): string {
   return p;
 }
 
+/**
+ * The words of a model's training captions, when its manifest records them (`dataset.caption_words`,
+ * written by `mce train flow|diffusion`): what its text encoder, trained from scratch, has read.
+ */
+export function manifestCaptionWords(manifest: Record<string, unknown>): readonly string[] | undefined {
+  return (manifest['dataset'] as { caption_words?: string[] } | undefined)?.caption_words;
+}
+
 /** Read a bundle's manifest.json (one clear line when missing or not JSON). */
 export function readManifest(nameOrPath: string): { dir: string; manifest: Record<string, unknown> } {
   const dir = resolveModelDir(nameOrPath);

@@ -6,8 +6,10 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { useBackend } from '../engine/backend.js';
 import { loadMaskedModel } from '../erase/mce/masked-model.js';
+import { manifestCaptionWords } from '../generate/bundle.js';
 import { loadTextToImage, type RgbImage, type TextToImageModel } from '../generate/index.js';
 import { encodeRgbPng } from '../io/png.js';
+import { wordsOutside } from '../world/captions.js';
 import { HttpError } from './http.js';
 
 export interface CompareRequest {
@@ -35,6 +37,8 @@ export interface Comparison {
   timesteps: number[];
   original: Side;
   erased: Side;
+  /** The prompt's words in none of the model's training captions (empty when it does not record them). */
+  unreadWords: string[];
 }
 
 export function pngDataUrl(img: RgbImage): string {
@@ -105,6 +109,8 @@ export class Comparisons {
       image: pngDataUrl(r.images[0]!),
       ...(r.trajectory ? { trajectory: r.trajectory.map((step) => pngDataUrl(step[0]!)) } : {}),
     });
-    return { prompt: req.prompt, seed: a.seed, steps: a.steps, timesteps: a.timesteps, original: side(a), erased: side(b) };
+    const words = manifestCaptionWords(original.manifest);
+    const unreadWords = words ? wordsOutside(words, req.prompt) : [];
+    return { prompt: req.prompt, seed: a.seed, steps: a.steps, timesteps: a.timesteps, original: side(a), erased: side(b), unreadWords };
   }
 }

@@ -98,8 +98,9 @@ test('compares original and erased for a prompt and seed: PNGs, one x0 per step,
   const ask = { run: FIXTURE_RUN, prompt: 'an emoji of a kitchen knife', seed: 3, steps: 3, trajectory: true };
   const r = await postJson(lab.url, '/api/compare', ask);
   assert.equal(r.status, 200, r.body.toString());
-  const c = r.json<{ steps: number; timesteps: number[]; original: { image: string; trajectory: string[] }; erased: { image: string; trajectory: string[] } }>();
+  const c = r.json<{ steps: number; timesteps: number[]; original: { image: string; trajectory: string[] }; erased: { image: string; trajectory: string[] }; unreadWords: string[] }>();
   assert.equal(c.steps, 3);
+  assert.deepEqual(c.unreadWords, []);
   assert.equal(c.timesteps.length, 4);
   const decode = (url: string) => decodePng(Buffer.from(url.replace(/^data:image\/png;base64,/, ''), 'base64'));
   for (const side of [c.original, c.erased]) {
@@ -114,6 +115,9 @@ test('compares original and erased for a prompt and seed: PNGs, one x0 per step,
   assert.equal(again.erased.image, c.erased.image);
   const otherSeed = (await postJson(lab.url, '/api/compare', { ...ask, seed: 4 })).json<typeof c>();
   assert.notEqual(otherSeed.original.image, c.original.image);
+  // A word no training caption of flux-emoji has comes back named, for the page to say so.
+  const hocho = (await postJson(lab.url, '/api/compare', { ...ask, prompt: 'an emoji of a hocho', steps: 1, trajectory: false })).json<typeof c>();
+  assert.deepEqual(hocho.unreadWords, ['hocho']);
 });
 
 test('rejects path traversal: .., encoded .., backslashes, symlinks out, non-PNG run files', async () => {

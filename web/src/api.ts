@@ -40,6 +40,8 @@ export interface Comparison {
   timesteps: number[];
   original: { image: string; trajectory?: string[] };
   erased: { image: string; trajectory?: string[] };
+  /** The prompt's words in none of the model's training captions. */
+  unreadWords: string[];
 }
 
 async function call<T>(path: string, init?: RequestInit): Promise<T> {

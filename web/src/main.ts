@@ -154,7 +154,9 @@ async function generate(ev: Event): Promise<void> {
     scrub.value = scrub.max;
     showStep();
     $('trajectory').hidden = false;
-    status.textContent = `${comparison.steps} steps, seed ${comparison.seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    const unread = comparison.unreadWords.map((w) => `"${w}"`).join(', ');
+    const note = unread ? ` · ${unread}: in none of the model's training captions, so its text encoder has never read ${comparison.unreadWords.length === 1 ? 'it' : 'them'}` : '';
+    status.textContent = `${comparison.steps} steps, seed ${comparison.seed}, ${((performance.now() - t0) / 1000).toFixed(1)} s${note}`;
   } catch (e) {
     status.textContent = `error: ${(e as Error).message}`;
   } finally {
