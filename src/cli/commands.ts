@@ -16,6 +16,7 @@ export const commands: CommandEntry[] = [
   { name: 'concepts', load: async () => (await import('./concepts.js')).conceptsCommand },
   { name: 'erase', load: async () => (await import('./erase.js')).eraseCommand },
   { name: 'apply-masks', load: async () => (await import('./apply-masks.js')).applyMasksCommand },
+  { name: 'merge-masks', load: async () => (await import('./merge-masks.js')).mergeMasksCommand },
   { name: 'eval', load: async () => (await import('./eval.js')).evalCommand },
   { name: 'baseline', load: async () => (await import('./baseline.js')).baselineCommand },
   { name: 'attack', load: async () => (await import('./attack.js')).attackCommand },

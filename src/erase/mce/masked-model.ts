@@ -41,6 +41,7 @@ export function foldIntoTensors(weights: Readonly<Record<string, Tensor>>, ops: 
 /** The keep-masks of a mask file: the stored ones, or its logits binarised by `rule` (or at 0 when it stores none). */
 export async function keepMasks(path: string, cfg: Parameters<typeof loadMasks>[1], rule?: Binarize): Promise<HostMasks> {
   const mf = await loadMasks(path, cfg);
+  if (rule && Object.keys(mf.logits).length === 0) throw new MaskFileError(`${path}: stores keep-masks only (a merge of runs has no logits), so there is nothing to binarise; leave out --binarize`);
   const keep = rule || Object.keys(mf.keep).length === 0 ? binarize(mf.logits, rule ?? { kind: 'threshold', threshold: 0 }) : mf.keep;
   if (Object.keys(keep).length === 0) throw new MaskFileError(`${path}: no masks in the file`);
   return keep;

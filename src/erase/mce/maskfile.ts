@@ -1,13 +1,15 @@
 // MCE mask files (masks.safetensors): per hook point `logits.<name>` (the trained λ, F32) and
 // `keep.<name>` (the binary keep-mask, F32 0/1), plus metadata: format, the model's config (`flux`
-// for FLUX hook points, `unet` for UNet ones), the binarisation rule. Masks from separate runs merge
-// with mergeMasks (AND of keep-masks).
+// for FLUX hook points, `unet` for UNet ones), the binarisation rule. Mask files from separate runs
+// merge into one (mergeMaskFiles: AND of keep-masks, `mce merge-masks`).
+import { readFileSync } from 'node:fs';
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../io/safetensors.js';
+import { sha256 } from '../../world/util.js';
 import type { FluxParams } from '../../models/flux/params.js';
 import { fluxMaskSpecs } from '../../models/flux/masks.js';
 import type { UnetParams } from '../../models/unet/params.js';
 import { unetMaskSpecs } from '../../models/unet/masks.js';
-import type { HostMasks } from './masks.js';
+import { binarize, mergeMasks, type HostMasks } from './masks.js';
 
 export const MASK_FORMAT = 'mce-masks/1';
 
@@ -91,3 +93,41 @@ export async function loadMasks(path: string, cfg?: FluxParams | { unet: UnetPar
     await f.close();
   }
 }
+
+/** One input of a merge, as the merged file records it. */
+export interface MergeSource {
+  file: string;
+  sha256: string;
+  concepts: string[];
+}
+
+/**
+ * Merge the mask files of separate runs (multi-concept erasure by parts, the reference's
+ * mask_merging.py): a unit is kept iff every file keeps it. Each file gives its stored keep-masks
+ * (or, storing none, its logits binarised at 0). All must belong to one architecture. The result
+ * has keep-masks only: logits trained in separate runs do not combine.
+ */
+export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: HostMasks; cfg: FluxParams | null; unet: UnetParams | null; sources: MergeSource[]; parts: HostMasks[] }> {
+  if (paths.length === 0) throw new MaskFileError('no mask files to merge');
+  const files = await Promise.all(paths.map((p) => loadMasks(p)));
+  const arch = (f: MaskFile): string => JSON.stringify(f.cfg ? { flux: f.cfg } : f.unet ? { unet: f.unet } : null);
+  files.forEach((f, i) => {
+    if (arch(f) !== arch(files[0]!)) throw new MaskFileError(`${paths[i]}: trained on another model than ${paths[0]} (${arch(f)} against ${arch(files[0]!)})`);
+  });
+  const parts = files.map((f, i) => {
+    const keep = Object.keys(f.keep).length ? f.keep : binarize(f.logits, { kind: 'threshold', threshold: 0 });
+    if (Object.keys(keep).length === 0) throw new MaskFileError(`${paths[i]}: no masks in the file`);
+    return keep;
+  });
+  const sources = files.map((f, i) => {
+    let concepts: string[] = [];
+    try {
+      concepts = f.metadata['concepts'] ? (JSON.parse(f.metadata['concepts']) as string[]) : [];
+    } catch {
+      // a file without a readable concept list still merges; the record says so by an empty list
+    }
+    return { file: paths[i]!, sha256: sha256(readFileSync(paths[i]!)), concepts };
+  });
+  return { keep: mergeMasks(parts), cfg: files[0]!.cfg, unet: files[0]!.unet, sources, parts };
+}
+
