@@ -2,6 +2,8 @@
 // files of separate runs, AND of their keep-masks (a unit stays only if every run kept it), so that
 // concepts erased one run at a time come off the model together. The merged file works wherever a
 // run's does: `mce generate --masks`, `mce eval erasure --masks`, `mce apply-masks`.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { UsageError, UserError, type Command } from './command.js';
 
 export const mergeMasksCommand: Command = {
@@ -26,6 +28,7 @@ export const mergeMasksCommand: Command = {
     }
     const concepts = [...new Set(merged.sources.flatMap((s) => s.concepts))];
     try {
+      mkdirSync(dirname(resolve(out)), { recursive: true });
       await saveMasks(out, {
         keep: merged.keep,
         ...(merged.cfg ? { cfg: merged.cfg } : {}),
@@ -33,7 +36,7 @@ export const mergeMasksCommand: Command = {
         metadata: { concepts: JSON.stringify(concepts), binarize: 'merged: AND of the keep-masks of merged_from', merged_from: JSON.stringify(merged.sources) },
       });
     } catch (e) {
-      throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message.split('\n')[0]}`);
     }
     const masked = (keep: (typeof merged.parts)[number]): string => `${(100 * sparsityReport(keep).total.fraction).toFixed(1)}% of units masked`;
     merged.sources.forEach((s, i) => process.stderr.write(`mce merge-masks: ${s.file} (${s.concepts.join(', ') || 'no concepts recorded'}): ${masked(merged.parts[i]!)}\n`));

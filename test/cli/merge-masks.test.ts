@@ -27,7 +27,7 @@ test('merge-masks: AND of the runs\' keep-masks, with sources and concepts recor
     const specs = fluxMaskSpecs(TINY_FLUX);
     const a = join(dir, 'a.safetensors');
     const b = join(dir, 'b.safetensors');
-    const merged = join(dir, 'merged.safetensors');
+    const merged = join(dir, 'new-folder', 'merged.safetensors'); // the folder is made
     // Run a drops every unit divisible by 2, run b every unit divisible by 3; run b stores logits
     // too, whose own binarisation must not matter: the stored keep-masks are what a run ships.
     await saveMasks(a, { keep: keepWhere(specs, (i) => i % 2 === 0), cfg: TINY_FLUX, metadata: { concepts: JSON.stringify(['kitchen knife']) } });
@@ -65,6 +65,7 @@ test('merge-masks: AND of the runs\' keep-masks, with sources and concepts recor
       [['merge-masks', a, unet, '--out', merged], 1, /unet\.safetensors: trained on another model than .*a\.safetensors/],
       [['merge-masks', a, notMasks, '--out', merged], 1, /not-masks\.safetensors/],
       [['merge-masks', a, join(dir, 'missing.safetensors'), '--out', merged], 1, /missing\.safetensors/],
+      [['merge-masks', a, b, '--out', join(a, 'm.safetensors')], 1, /^mce: cannot write .*a\.safetensors\/m\.safetensors: (ENOTDIR|EEXIST)/],
     ];
     const results = await Promise.all(cases.map(([argv]) => runCli(argv)));
     results.forEach((res, i) => {
