@@ -12,7 +12,7 @@ export const applyMasksCommand: Command = {
   summary: 'fold MCE masks into FLUX or UNet weights (streaming; reference or diffusers names)',
   flags: {
     weights: { type: 'string', help: 'input .safetensors: a FLUX transformer, or a diffusers UNet for masks from an sd-emoji run' },
-    masks: { type: 'string', help: 'masks.safetensors from mce erase (keep-masks; or logits binarised at --threshold)' },
+    masks: { type: 'string', help: 'masks.safetensors from mce erase or mce merge-masks, or an erase run folder (keep-masks; or logits binarised at --threshold)' },
     out: { type: 'string', help: 'output .safetensors' },
     threshold: { type: 'number', help: 'binarise logits at this threshold when the file has no keep-masks, or with --from-logits', default: 0 },
     'from-logits': { type: 'boolean', help: 'binarise the logits at --threshold instead of using the stored keep-masks' },

@@ -53,7 +53,7 @@ export const evalCommand: Command = {
     clip: { type: 'string', help: 'emoji CLIP weights (default: the shipped models/emoji-clip; skipped when missing)' },
     record: { type: 'boolean', help: "also write the summary into the model folder's manifest.json (quality.eval_quality, or eval_quality_train_prompts for --prompts train), with this command line" },
     shard: { type: 'string', help: "run shard I of N of the evaluation's items (1-based, e.g. 2/4) into --out; join with mce eval quality merge DIR... --out DIR" },
-    masks: { type: 'string', help: 'erasure: masks.safetensors (from mce erase, or merged)' },
+    masks: { type: 'string', help: 'erasure: masks.safetensors (from mce erase or mce merge-masks), or an erase run folder' },
     concept: { type: 'list', help: 'erasure: the erased concept(s), as given to mce erase' },
     n: { type: 'number', help: 'erasure: held-out prompts per group (erase, neighbours, others), as mce erase --eval', default: 48 },
     binarize: { type: 'string', help: `erasure: ${BINARIZE_HELP}` },

@@ -26,7 +26,7 @@ export const generateCommand: Command = {
     cfg: { type: 'number', help: "classifier-free guidance scale, 1 = off (default: the model's)" },
     n: { type: 'number', help: 'number of images; more than 1 writes a grid', default: 1 },
     out: { type: 'string', help: 'output PNG file', default: 'out.png' },
-    masks: { type: 'string', help: 'masks.safetensors from mce erase: sample the erased model without folding the masks into its weights' },
+    masks: { type: 'string', help: 'masks.safetensors from mce erase or mce merge-masks, or an erase run folder: sample the erased model without folding the masks into its weights' },
     binarize: { type: 'string', help: `with --masks: ${BINARIZE_HELP}` },
     trajectory: { type: 'boolean', help: 'also write FILE.trajectory.png: the predicted x0 at every step' },
     shard: { type: 'string', help: 'make only shard I of N of the --n images (1-based, e.g. 2/4), as PNGs in FILE.shard-I-of-N/; join with mce generate merge' },
@@ -54,7 +54,7 @@ export const generateCommand: Command = {
     const masksPath = flags['masks'] as string | undefined;
     if (flags['binarize'] !== undefined && masksPath === undefined) throw new UsageError('mce generate: --binarize needs --masks');
     const binarize = await binarizeFlag('mce generate', flags);
-    const { MaskFileError } = await import('../erase/mce/maskfile.js');
+    const { MaskFileError, maskFilePath } = await import('../erase/mce/maskfile.js');
     try {
       model = masksPath === undefined ? await gen.loadTextToImage(modelName) : await (await import('../erase/mce/masked-model.js')).loadMaskedModel(modelName, masksPath, { binarize });
     } catch (e) {
@@ -73,7 +73,7 @@ export const generateCommand: Command = {
     if (shard) {
       const dir = sweep.shardFolder(out, shard.i, shard.n);
       const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
-      const settings = { prompt, seed, ...used, n, model: { name: model.name, manifest: sha(join(model.dir, 'manifest.json')) }, masks: masksPath === undefined ? null : sha(masksPath), ...(binarize ? { binarize } : {}) };
+      const settings = { prompt, seed, ...used, n, model: { name: model.name, manifest: sha(join(model.dir, 'manifest.json')) }, masks: masksPath === undefined ? null : sha(maskFilePath(masksPath)), ...(binarize ? { binarize } : {}) };
       const batches = sweep.sweepBatches(n, shard.i, shard.n);
       let made = 0;
       try {

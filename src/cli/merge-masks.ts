@@ -9,7 +9,7 @@ import { UsageError, UserError, type Command } from './command.js';
 export const mergeMasksCommand: Command = {
   name: 'merge-masks',
   summary: 'merge the mask files of separate mce erase runs into one (a unit is kept only if every run kept it)',
-  args: 'MASKS.safetensors MASKS.safetensors...',
+  args: 'MASKS MASKS... (mask files or erase run folders)',
   flags: {
     out: { type: 'string', help: 'output .safetensors', required: true },
   },

@@ -107,18 +107,23 @@ test('generate --masks: keep-all masks give the same bytes as no masks, dropped 
   const dropped = Object.fromEntries(specs.map((s) => [s.name, new Float32Array(s.size).fill(s.block === 'single' && s.kind === 'mlp' ? 0 : 1)]));
   await saveMasks(out('keep.safetensors'), { keep: keepAll, cfg });
   await saveMasks(out('drop.safetensors'), { keep: dropped, cfg });
-  const { writeFileSync } = await import('node:fs');
+  const { copyFileSync, mkdirSync, writeFileSync } = await import('node:fs');
   writeFileSync(out('bad.safetensors'), 'not a safetensors file');
+  // An erase run folder stands for its masks.safetensors.
+  mkdirSync(out('drop-run'));
+  copyFileSync(out('drop.safetensors'), join(out('drop-run'), 'masks.safetensors'));
   const base = ['generate', '--prompt', 'a bomb', '--seed', '3', '--steps', '4'];
-  const [plain, keep, drop, bad] = await Promise.all([
+  const [plain, keep, drop, bad, dropRun] = await Promise.all([
     runCli([...base, '--out', out('m0.png')]),
     runCli([...base, '--masks', out('keep.safetensors'), '--out', out('m1.png')]),
     runCli([...base, '--masks', out('drop.safetensors'), '--out', out('m2.png')]),
     runCli([...base, '--masks', out('bad.safetensors'), '--out', out('m3.png')]),
+    runCli([...base, '--masks', out('drop-run'), '--out', out('m4.png')]),
   ]);
-  for (const r of [plain, keep, drop]) assert.equal(r.code, 0, r.err);
+  for (const r of [plain, keep, drop, dropRun]) assert.equal(r.code, 0, r.err);
   assert.deepEqual(readFileSync(out('m1.png')), readFileSync(out('m0.png')));
   assert.notDeepEqual(readFileSync(out('m2.png')), readFileSync(out('m0.png')));
+  assert.deepEqual(readFileSync(out('m4.png')), readFileSync(out('m2.png')));
   assert.equal(bad.code, 1, bad.err);
   assert.equal(bad.err.trim().split('\n').length, 1, bad.err);
   assert.ok(!existsSync(out('m3.png')));

@@ -3,7 +3,7 @@
 // line with the right exit code.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { keepMasks } from '../../src/erase/mce/masked-model.js';
@@ -34,7 +34,11 @@ test('merge-masks: AND of the runs\' keep-masks, with sources and concepts recor
     const logits = Object.fromEntries(specs.map((s) => [s.name, new Float32Array(s.size).fill(-5)]));
     await saveMasks(b, { logits, keep: keepWhere(specs, (i) => i % 3 === 0), cfg: TINY_FLUX, metadata: { concepts: JSON.stringify(['vampire', 'dagger']) } });
 
-    const r = await runCli(['merge-masks', a, b, '--out', merged]);
+    // An erase run folder stands for its masks.safetensors.
+    const runB = join(dir, 'run-b');
+    mkdirSync(runB);
+    copyFileSync(b, join(runB, 'masks.safetensors'));
+    const r = await runCli(['merge-masks', a, runB, '--out', merged]);
     assert.equal(r.code, 0, r.err);
     const mf = await loadMasks(merged, TINY_FLUX);
     for (const s of specs) assert.deepEqual([...mf.keep[s.name]!], Array.from({ length: s.size }, (_, i) => (i % 2 === 0 || i % 3 === 0 ? 0 : 1)), s.name);
@@ -42,7 +46,7 @@ test('merge-masks: AND of the runs\' keep-masks, with sources and concepts recor
     assert.deepEqual(mf.cfg, TINY_FLUX);
     assert.deepEqual(JSON.parse(mf.metadata['concepts']!), ['kitchen knife', 'vampire', 'dagger']);
     const sources = JSON.parse(mf.metadata['merged_from']!) as { file: string; sha256: string; concepts: string[] }[];
-    assert.deepEqual(sources.map((s) => [s.file, s.concepts, s.sha256.length]), [[a, ['kitchen knife'], 64], [b, ['vampire', 'dagger'], 64]]);
+    assert.deepEqual(sources.map((s) => [s.file, s.concepts, s.sha256.length]), [[a, ['kitchen knife'], 64], [join(runB, 'masks.safetensors'), ['vampire', 'dagger'], 64]]);
     // 1/2, 1/3 and their union 2/3 of the units, as printed (every hook point here has 16 to 128 units).
     const total = specs.reduce((n, s) => n + s.size, 0);
     const dropped = (f: (i: number) => boolean) => specs.reduce((n, s) => n + Array.from({ length: s.size }, (_, i) => i).filter(f).length, 0);
@@ -65,6 +69,7 @@ test('merge-masks: AND of the runs\' keep-masks, with sources and concepts recor
       [['merge-masks', a, unet, '--out', merged], 1, /unet\.safetensors: trained on another model than .*a\.safetensors/],
       [['merge-masks', a, notMasks, '--out', merged], 1, /not-masks\.safetensors/],
       [['merge-masks', a, join(dir, 'missing.safetensors'), '--out', merged], 1, /missing\.safetensors/],
+      [['merge-masks', a, dir, '--out', merged], 1, /a folder without masks\.safetensors/],
       [['merge-masks', a, b, '--out', join(a, 'm.safetensors')], 1, /^mce: cannot write .*a\.safetensors\/m\.safetensors: (ENOTDIR|EEXIST)/],
     ];
     const results = await Promise.all(cases.map(([argv]) => runCli(argv)));

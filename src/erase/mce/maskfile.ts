@@ -2,7 +2,8 @@
 // `keep.<name>` (the binary keep-mask, F32 0/1), plus metadata: format, the model's config (`flux`
 // for FLUX hook points, `unet` for UNet ones), the binarisation rule. Mask files from separate runs
 // merge into one (mergeMaskFiles: AND of keep-masks, `mce merge-masks`).
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { SafetensorsFile, writeSafetensors, type WriteTensor } from '../../io/safetensors.js';
 import { sha256 } from '../../world/util.js';
 import type { FluxParams } from '../../models/flux/params.js';
@@ -52,8 +53,20 @@ function configIn<T>(path: string, metadata: Record<string, string>, key: string
   return v as T;
 }
 
-/** Read a mask file; with `cfg` (a FLUX config, or { unet }), every hook point is checked against it (name and size). */
-export async function loadMasks(path: string, cfg?: FluxParams | { unet: UnetParams }): Promise<MaskFile> {
+/** A mask file's path: the file itself, or an `mce erase` run folder's masks.safetensors. */
+export function maskFilePath(path: string): string {
+  if (!existsSync(path) || !statSync(path).isDirectory()) return path;
+  const inside = join(path, 'masks.safetensors');
+  if (!existsSync(inside)) throw new MaskFileError(`${path}: a folder without masks.safetensors (give a mask file or an mce erase run folder)`);
+  return inside;
+}
+
+/**
+ * Read a mask file (or a run folder's); with `cfg` (a FLUX config, or { unet }), every hook point is
+ * checked against it (name and size).
+ */
+export async function loadMasks(pathOrRun: string, cfg?: FluxParams | { unet: UnetParams }): Promise<MaskFile> {
+  const path = maskFilePath(pathOrRun);
   let f: SafetensorsFile;
   try {
     f = await SafetensorsFile.open(path);
@@ -126,7 +139,8 @@ export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: 
     } catch {
       // a file without a readable concept list still merges; the record says so by an empty list
     }
-    return { file: paths[i]!, sha256: sha256(readFileSync(paths[i]!)), concepts };
+    const file = maskFilePath(paths[i]!);
+    return { file, sha256: sha256(readFileSync(file)), concepts };
   });
   return { keep: mergeMasks(parts), cfg: files[0]!.cfg, unet: files[0]!.unet, sources, parts };
 }
