@@ -14,7 +14,7 @@ export const mergeMasksCommand: Command = {
     out: { type: 'string', help: 'output .safetensors', required: true },
   },
   async run(args, flags) {
-    if (args.length < 2) throw new UsageError(`mce merge-masks: give two or more mask files (masks.safetensors from mce erase), got ${args.length}`);
+    if (args.length < 2) throw new UsageError(`mce merge-masks: give two or more mask files or erase run folders, got ${args.length}`);
     const out = flags['out'] as string;
     if (!out.endsWith('.safetensors')) throw new UsageError(`mce merge-masks: --out must name a .safetensors file, got '${out}'`);
     const { mergeMaskFiles, saveMasks, MaskFileError } = await import('../erase/mce/maskfile.js');

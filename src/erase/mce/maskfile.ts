@@ -125,7 +125,7 @@ export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: 
   const files = await Promise.all(paths.map((p) => loadMasks(p)));
   const arch = (f: MaskFile): string => JSON.stringify(f.cfg ? { flux: f.cfg } : f.unet ? { unet: f.unet } : null);
   files.forEach((f, i) => {
-    if (arch(f) !== arch(files[0]!)) throw new MaskFileError(`${paths[i]}: trained on another model than ${paths[0]} (${arch(f)} against ${arch(files[0]!)})`);
+    if (arch(f) !== arch(files[0]!)) throw new MaskFileError(`${paths[i]}: trained on another model than ${paths[0]} (its recorded architecture differs)`);
   });
   const parts = files.map((f, i) => {
     const keep = Object.keys(f.keep).length ? f.keep : binarize(f.logits, { kind: 'threshold', threshold: 0 });
@@ -144,4 +144,3 @@ export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: 
   });
   return { keep: mergeMasks(parts), cfg: files[0]!.cfg, unet: files[0]!.unet, sources, parts };
 }
-
