@@ -14,6 +14,7 @@ import type { QualityResult } from '../eval/quality.js';
 import { numericFlags, typedCommand, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 import { BINARIZE_HELP, binarizeFlag } from './binarize-flag.js';
+import { CFG_INTERVAL_HELP, cfgIntervalFlag } from './cfg-interval-flag.js';
 
 /** An eval subcommand: runs with the command's flags. Add new ones to EVALS. */
 export interface EvalSubcommand {
@@ -47,6 +48,7 @@ export const evalCommand: Command = {
     seed: { type: 'number', help: 'seed of the prompt choice, noises and concept sample', default: 0 },
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance scale (default: the model's)" },
+    'cfg-interval': { type: 'string', help: `quality: ${CFG_INTERVAL_HELP}` },
     prompts: { type: 'string', help: "caption split to prompt with: 'heldout' (what the bars judge) or 'train' (captions seen in training)", default: 'heldout' },
     out: { type: 'string', help: 'folder for quality.json, images.jsonl (every image: prompt, seed, top concepts, style) and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
@@ -93,6 +95,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
   const prompts = String(flags['prompts']);
   const steps = int('steps', 1, 200);
   const cfg = num('cfg', 0, 50);
+  const cfgInterval = cfgIntervalFlag('mce eval quality', flags);
   if (prompts !== 'heldout' && prompts !== 'train') throw new UsageError(`mce eval quality: --prompts must be one of heldout, train, got '${prompts}'`);
   const shard = parseShard('mce eval quality', flags['shard']);
   if (shard && !out) throw new UsageError('mce eval quality: --shard needs --out DIR (the shard writes its items there)');
@@ -115,6 +118,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
     prompts: prompts as 'heldout' | 'train',
     steps,
     cfg,
+    ...(cfgInterval ? { cfgInterval } : {}),
     classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
     clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
   };

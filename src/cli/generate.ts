@@ -13,6 +13,7 @@ import { writePng } from '../io/png.js';
 import { numericFlags, UsageError, UserError, type Command, type FlagValues } from './command.js';
 import { parseShard } from './shard-flag.js';
 import { BINARIZE_HELP, binarizeFlag } from './binarize-flag.js';
+import { CFG_INTERVAL_HELP, cfgIntervalFlag } from './cfg-interval-flag.js';
 
 export const generateCommand: Command = {
   name: 'generate',
@@ -24,6 +25,7 @@ export const generateCommand: Command = {
     seed: { type: 'number', help: 'noise seed', default: 0 },
     steps: { type: 'number', help: "sampling steps: Euler steps for flux-emoji, DDIM steps for sd-emoji (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance scale, 1 = off (default: the model's)" },
+    'cfg-interval': { type: 'string', help: CFG_INTERVAL_HELP },
     n: { type: 'number', help: 'number of images; more than 1 writes a grid', default: 1 },
     out: { type: 'string', help: 'output PNG file', default: 'out.png' },
     masks: { type: 'string', help: 'masks.safetensors from mce erase or mce merge-masks, or an erase run folder: sample the erased model without folding the masks into its weights' },
@@ -41,6 +43,7 @@ export const generateCommand: Command = {
     const steps = int('steps', 1, 200);
     const n = int('n', 1, 64)!;
     const cfg = num('cfg', 0, 50);
+    const cfgInterval = cfgIntervalFlag('mce generate', flags);
     const out = flags['out'] as string;
     if (!out.toLowerCase().endsWith('.png')) throw new UsageError(`mce generate: --out must name a .png file, got '${out}'`);
     const modelName = flags['model'] as string;
@@ -68,8 +71,8 @@ export const generateCommand: Command = {
     await noteUnreadWords(model.manifest, model.name, prompt);
     const sweep = await import('../generate/shard.js');
     const t0 = performance.now();
-    const opts = { prompt, seed, steps, cfg, trajectory: Boolean(flags['trajectory']) };
-    const used = { steps: steps ?? model.defaults.steps, cfg: cfg ?? model.defaults.cfg };
+    const opts = { prompt, seed, steps, cfg, ...(cfgInterval ? { cfgInterval } : {}), trajectory: Boolean(flags['trajectory']) };
+    const used = { steps: steps ?? model.defaults.steps, cfg: cfg ?? model.defaults.cfg, ...(cfgInterval ? { cfgInterval } : {}) };
     if (shard) {
       const dir = sweep.shardFolder(out, shard.i, shard.n);
       const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -121,7 +124,8 @@ export const generateCommand: Command = {
       throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     model.dispose();
-    process.stderr.write(`mce generate: ${n} image(s), ${used.steps} steps, cfg ${used.cfg}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
+    const guided = cfgInterval ? ` for t in [${cfgInterval.join(', ')}]` : '';
+    process.stderr.write(`mce generate: ${n} image(s), ${used.steps} steps, cfg ${used.cfg}${guided}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
     return 0;
   },
 };

@@ -40,7 +40,7 @@ export function qualitySummary(report: QualityReport, command: string): Record<s
     concepts: report.concepts,
     seeds: report.seeds,
     images: report.images,
-    sampling: { steps: report.model.steps, cfg: report.model.cfg },
+    sampling: { steps: report.model.steps, cfg: report.model.cfg, ...(report.model.cfgInterval ? { cfg_interval: report.model.cfgInterval } : {}) },
     classified_among: report.classifiedAmong.concepts,
     evaluators: { classifier: evaluatorRecord(report.evaluators.classifier), clip: evaluatorRecord(report.evaluators.clip) },
     concept_top1: { generated: r4(m.conceptTop1.generated), real: r4(m.conceptTop1.real) },

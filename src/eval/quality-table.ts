@@ -20,7 +20,7 @@ export function formatQuality(r: QualityReport): string {
   const m = r.metrics;
   const lines: string[] = [];
   lines.push(
-    `mce eval quality: ${r.model.name} (${r.model.family}, ${r.model.steps} steps, cfg ${r.model.cfg}): ` +
+    `mce eval quality: ${r.model.name} (${r.model.family}, ${r.model.steps} steps, cfg ${r.model.cfg}${r.model.cfgInterval ? ` for t in [${r.model.cfgInterval.join(', ')}]` : ''}): ` +
       `${r.concepts} concepts x ${r.styles.length} styles x ${r.seeds} seeds = ${r.images.generated} generated images; ${r.images.real} real renders`,
   );
   lines.push(`prompts: ${r.prompts} (seed ${r.seed})`);

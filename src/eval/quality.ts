@@ -27,6 +27,7 @@ import { VENDORS, type Vendor } from '../world/vendors.js';
 import { clipScore, evaluatorPath, loadClassifier, METRIC_NAMES } from './evaluators.js';
 import { fid } from './fid.js';
 import { kid, type KidResult } from './kid.js';
+import type { GuidanceInterval } from '../sampling/guidance.js';
 
 /** The bars of issue 4 (set for flux-emoji; sd-emoji is measured against the same). */
 export const QUALITY_BARS = { targetDetection: 0.8, top1Ratio: 0.75, styleAccuracy: 0.8 } as const;
@@ -57,6 +58,8 @@ export interface QualityOptions {
   /** Sampling steps and CFG scale (default: the model's). */
   steps?: number;
   cfg?: number;
+  /** Guide only in this interval of sampler time (sampling/guidance.ts; default: the model's). */
+  cfgInterval?: GuidanceInterval;
 }
 
 export interface QualityItem {
@@ -131,7 +134,8 @@ export const PROMPTS_DESCRIPTION: Record<Split, string> = {
 };
 
 export interface QualityReport {
-  model: { name: string; dir: string; family: string; steps: number; cfg: number };
+  /** cfgInterval: only when guidance was limited to an interval (mce eval quality --cfg-interval). */
+  model: { name: string; dir: string; family: string; steps: number; cfg: number; cfgInterval?: GuidanceInterval };
   prompts: string;
   seed: number;
   seeds: number;
@@ -377,7 +381,10 @@ export function qualitySetup(model: TextToImageModel, opts: QualityOptions = {})
   const ds = model.manifest['dataset'] as { size?: number; seed?: number; styles?: Vendor[] };
   const clipPath = opts.clip ?? evaluatorPath('clip');
   return {
-    model: { name: model.name, dir: model.dir, family: model.family, steps: opts.steps ?? model.defaults.steps, cfg: opts.cfg ?? model.defaults.cfg },
+    model: {
+      name: model.name, dir: model.dir, family: model.family, steps: opts.steps ?? model.defaults.steps, cfg: opts.cfg ?? model.defaults.cfg,
+      ...(opts.cfgInterval ? { cfgInterval: opts.cfgInterval } : {}),
+    },
     seed,
     seeds,
     trained,
@@ -449,7 +456,10 @@ export async function scoreItems(
   for (const [j, index] of indices.entries()) {
     const item = plan[index]!;
     const t0 = performance.now();
-    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: setup.seeds, steps: setup.model.steps, cfg: setup.model.cfg });
+    const res = model.generate({
+      prompt: item.prompt, seed: item.seed, n: setup.seeds, steps: setup.model.steps, cfg: setup.model.cfg,
+      ...(setup.model.cfgInterval ? { cfgInterval: setup.model.cfgInterval } : {}),
+    });
     const t1 = performance.now();
     const scores = score(ev.clf, res.images, ev.trainedIdx);
     const clip = setup.clip.present ? await clipScore(res.images, res.images.map(() => item.prompt), { model: setup.clip.path }) : null;

@@ -22,6 +22,7 @@ import { loadBundleParts, readBundle } from './bundle.js';
 import { eulerSample } from '../sampling/euler.js';
 import { fluxDenoiser } from '../sampling/flux.js';
 import { fluxSchedule } from '../sampling/schedule.js';
+import { guidanceScale, type GuidanceInterval } from '../sampling/guidance.js';
 
 export const FLUX_EMOJI_FORMAT = 'mce-flux-emoji/1';
 
@@ -34,7 +35,7 @@ export interface FluxEmojiManifest {
   text_encoder: { params: TextEncoderParams; vocab_rows: number };
   latent: { kind: 'ae' | 'pixels'; shape: [number, number, number]; packed_tokens: number; packed_channels: number };
   image_size: number;
-  sampling: { steps: number; cfg: number; shift: boolean };
+  sampling: { steps: number; cfg: number; shift: boolean; cfg_interval?: GuidanceInterval };
   files: Record<string, { sha256: string; bytes: number }>;
   [k: string]: unknown;
 }
@@ -69,6 +70,11 @@ export interface GenerateOptions {
   trajectory?: boolean;
   /** Negative / unconditional prompt for CFG (default ""). */
   negative?: string;
+  /**
+   * Guide only while the sampler's time (1 = noise) is in [lo, hi] (sampling/guidance.ts); null: at
+   * every step. Default: the manifest's `sampling.cfg_interval`, or every step.
+   */
+  cfgInterval?: GuidanceInterval | null;
 }
 
 /** An RGB image, H x W x 3 bytes. */
@@ -84,6 +90,8 @@ export interface GenerateResult {
   trajectory?: RgbImage[][];
   steps: number;
   cfg: number;
+  /** Where guidance applied (null: every step). */
+  cfgInterval: GuidanceInterval | null;
   seed: number;
   timesteps: number[];
 }
@@ -121,6 +129,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   const seed = opts.seed ?? 0;
   const steps = opts.steps ?? m.sampling.steps;
   const cfg = opts.cfg ?? m.sampling.cfg;
+  const cfgInterval = opts.cfgInterval === undefined ? (m.sampling.cfg_interval ?? null) : opts.cfgInterval;
   const n = opts.n ?? 1;
   const [lc, lh, lw] = m.latent.shape;
   const tokens = m.latent.packed_tokens;
@@ -142,7 +151,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
       const v = den.velocity(tf.concat([x, x], 0), t);
       const vc = v.slice([0, 0, 0], [n, -1, -1]);
       const vu = v.slice([n, 0, 0], [n, -1, -1]);
-      return tf.add(vu, tf.mul(tf.sub(vc, vu), cfg));
+      return tf.add(vu, tf.mul(tf.sub(vc, vu), guidanceScale(cfg, t, cfgInterval)));
     });
   const res = eulerSample(velocity, x0, timesteps, { trajectory: opts.trajectory ?? false });
   const images = decodePacked(model, res.final);
@@ -150,7 +159,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   if (opts.trajectory) trajectory = res.x0Preds!.map((p) => decodePacked(model, p));
   tf.dispose([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? []), x0, img_ids, txt_ids, enc.txt, enc.y]);
   den.dispose();
-  return { images, trajectory, steps, cfg, seed, timesteps };
+  return { images, trajectory, steps, cfg, cfgInterval, seed, timesteps };
 }
 
 /** Tile images into a grid (cols per row), with a `pad`-pixel white gutter. */

@@ -17,6 +17,7 @@ import type { AutoEncoder } from '../models/flux/autoencoder.js';
 import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
 import { unetDenoiser, validateUnetWeights, type UnetParams, type UnetWeights } from '../models/unet/index.js';
 import { ddimSample, guidedEps } from '../sampling/ddim.js';
+import { guidanceScale, type GuidanceInterval } from '../sampling/guidance.js';
 import { ddimPlan } from '../sampling/diffusion-schedule.js';
 import { loadBundleParts, readBundle } from './bundle.js';
 import { toRgbImages, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
@@ -30,7 +31,7 @@ export interface SdEmojiManifest {
   text_encoder: { params: TextEncoderParams; vocab_rows: number };
   latent: { kind: 'ae' | 'pixels'; shape: [number, number, number] };
   image_size: number;
-  sampling: { steps: number; cfg: number };
+  sampling: { steps: number; cfg: number; cfg_interval?: GuidanceInterval };
   files: Record<string, { sha256: string; bytes: number }>;
   [k: string]: unknown;
 }
@@ -67,6 +68,7 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   const seed = opts.seed ?? 0;
   const steps = opts.steps ?? m.sampling.steps;
   const cfg = opts.cfg ?? m.sampling.cfg;
+  const cfgInterval = opts.cfgInterval === undefined ? (m.sampling.cfg_interval ?? null) : opts.cfgInterval;
   const n = opts.n ?? 1;
   const plan = ddimPlan(steps);
   const [lc, lh, lw] = m.latent.shape;
@@ -77,7 +79,8 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   const cond = model.text.encode(Array.from({ length: n }, () => opts.prompt));
   const uncond = guided ? model.text.encode([opts.negative ?? '']) : null;
   const den = unetDenoiser(model.cfg, model.weights, { context: cond.txt, uncond: uncond?.txt ?? null });
-  const eps = guided ? guidedEps(den.pairEpsFn(), cfg) : den.epsFn();
+  // DDIM timesteps run 999 -> 0: the guidance interval reads them as t / 1000.
+  const eps = guided ? guidedEps(den.pairEpsFn(), (t) => guidanceScale(cfg, t / 1000, cfgInterval)) : den.epsFn();
   const res = ddimSample(eps, xT, plan, { trajectory: opts.trajectory ?? false });
   const images = decodeLatents(model, res.final);
   const trajectory = opts.trajectory ? res.x0Preds!.map((p) => decodeLatents(model, p)) : undefined;
@@ -85,5 +88,5 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   tf.dispose([...new Set([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? [])]), xT, cond.txt, cond.y]);
   if (uncond) tf.dispose([uncond.txt, uncond.y]);
   den.dispose();
-  return { images, trajectory, steps, cfg, seed, timesteps: [...plan.timesteps] };
+  return { images, trajectory, steps, cfg, cfgInterval, seed, timesteps: [...plan.timesteps] };
 }

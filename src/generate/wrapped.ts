@@ -101,7 +101,13 @@ function sldPrediction(out: Tensor, n: number, cfg: number, p: SldParams, step: 
   return pred;
 }
 
+/** SLD and FlowEdit guide in their own way: a guidance interval does not apply to them. */
+function refuseInterval(opts: GenerateOptions, what: string): void {
+  if (opts.cfgInterval) throw new Error(`${what} guides every step in its own way; a guidance interval (--cfg-interval) does not apply to it`);
+}
+
 function generateFluxSld(m: FluxEmojiModel, opts: GenerateOptions, w: SldWrapperEntry): GenerateResult {
+  refuseInterval(opts, 'SLD');
   const man = m.manifest;
   const cfg = opts.cfg ?? man.sampling.cfg;
   if (cfg === 1) return fluxGenerate(m, opts);
@@ -126,7 +132,7 @@ function generateFluxSld(m: FluxEmojiModel, opts: GenerateOptions, w: SldWrapper
   tf.dispose([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? []), x0, img_ids, txt_ids, enc.txt, enc.y]);
   state.momentum?.dispose();
   den.dispose();
-  return { images, trajectory, steps, cfg, seed, timesteps };
+  return { images, trajectory, steps, cfg, cfgInterval: null, seed, timesteps };
 }
 
 /** CFG velocity of FLUX for a batch: one forward over [x; x] with [prompts; negatives]. */
@@ -152,6 +158,7 @@ function fluxGuided(m: FluxEmojiModel, prompts: readonly string[], negative: str
 }
 
 function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowEditWrapperEntry): GenerateResult {
+  refuseInterval(opts, 'FlowEdit');
   const target = editPrompt(opts.prompt, w.edits);
   if (target === null) return fluxGenerate(m, opts);
   // (no trajectory: the edit is not one sampler run)
@@ -194,10 +201,11 @@ function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowE
   tar.dispose();
   const images = decodePacked(m, z);
   tf.dispose([x0, xSrc, z]);
-  return { images, steps, cfg, seed, timesteps: ts };
+  return { images, steps, cfg, cfgInterval: null, seed, timesteps: ts };
 }
 
 function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntry): GenerateResult {
+  refuseInterval(opts, 'SLD');
   const man = m.manifest;
   const cfg = opts.cfg ?? man.sampling.cfg;
   if (cfg === 1) return generateSd(m, opts);
@@ -219,7 +227,7 @@ function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntr
   tf.dispose([...new Set([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? [])]), xT, enc.txt, enc.y]);
   state.momentum?.dispose();
   den.dispose();
-  return { images, trajectory, steps, cfg, seed, timesteps: [...plan.timesteps] };
+  return { images, trajectory, steps, cfg, cfgInterval: null, seed, timesteps: [...plan.timesteps] };
 }
 
 /** Load a wrapper bundle (its manifest has `wrapper`) as a TextToImageModel that samples through the wrapper. */

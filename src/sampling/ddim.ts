@@ -78,8 +78,9 @@ export function combineGuidance(pairOut: Tensor, scale: number): Tensor {
  * its first half on the unconditional context and its second half on the prompt (a UNet denoiser's
  * `pairEpsFn`); one forward per step.
  */
-export function guidedEps(pair: EpsFn, scale: number): EpsFn {
-  return (x, t) => tf.tidy(() => combineGuidance(pair(doubled(x), t), scale));
+export function guidedEps(pair: EpsFn, scale: number | ((t: number) => number)): EpsFn {
+  const at = typeof scale === 'number' ? () => scale : scale;
+  return (x, t) => tf.tidy(() => combineGuidance(pair(doubled(x), t), at(t)));
 }
 
 /** `guidedEps` for a ParamEpsFn (the guided step differentiable in the params). */

@@ -20,6 +20,8 @@ const runs = {
   badSeed: runCli(['generate', '--prompt', 'a cat', '--seed', 'abc']),
   badOut: runCli(['generate', '--prompt', 'a cat', '--out', out('x.jpg')]),
   badN: runCli(['generate', '--prompt', 'a cat', '--n', '2.5']),
+  badInterval: runCli(['generate', '--prompt', 'a cat', '--cfg-interval', '0.8,0.2', '--out', out('x.png')]),
+  halfInterval: runCli(['generate', '--prompt', 'a cat', '--cfg-interval', '0.3', '--out', out('x.png')]),
 };
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,6 +34,8 @@ test('generate: bad flags and unknown models fail with one line and the right ex
     ['badSeed', 2, /^mce generate: --seed must be a number, got 'abc'/],
     ['badOut', 2, /^mce generate: --out must name a \.png file/],
     ['badN', 2, /^mce generate: --n must be an integer/],
+    ['badInterval', 2, /^mce generate: --cfg-interval: guidance interval must be LO,HI with 0 <= LO <= HI <= 1, got 0.8,0.2/],
+    ['halfInterval', 2, /^mce generate: --cfg-interval: expected LO,HI, got '0.3'/],
   ];
   for (const [name, code, re] of cases) {
     const r = await runs[name];
@@ -51,6 +55,19 @@ test('generate: a prompt word in none of the model\'s training captions gets a o
   const notes = (r: { err: string }): string[] => r.err.split('\n').filter((l) => l.includes('note:'));
   assert.deepEqual(notes(unread), ['mce generate: note: "hocho" is in none of flux-emoji\'s training captions; its text encoder, trained from scratch, has never read it']);
   assert.deepEqual(notes(known), []);
+});
+
+test('generate --cfg-interval: the whole range is every step (same bytes); leaving the last step unguided changes the image', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {
+  const base = ['generate', '--prompt', 'a kitchen knife in fluent style', '--seed', '2', '--steps', '6'];
+  const [every, whole, limited] = await Promise.all([
+    runCli([...base, '--out', out('i0.png')]),
+    runCli([...base, '--cfg-interval', '0,1', '--out', out('i1.png')]),
+    runCli([...base, '--cfg-interval', '0.3,1', '--out', out('i2.png')]),
+  ]);
+  for (const r of [every, whole, limited]) assert.equal(r.code, 0, r.err);
+  assert.deepEqual(readFileSync(out('i1.png')), readFileSync(out('i0.png')));
+  assert.notDeepEqual(readFileSync(out('i2.png')), readFileSync(out('i0.png')));
+  assert.match(limited.err, /6 steps, cfg 2\.5 for t in \[0\.3, 1\], seed 2/);
 });
 
 test('generate: the shipped flux-emoji gives the same bytes for the same flags, a grid, a trajectory strip, and a real image', { skip: !existsSync(SHIPPED) && 'models/flux-emoji not shipped yet' }, async () => {

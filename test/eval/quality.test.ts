@@ -126,6 +126,24 @@ test('deterministic for a seed; another seed picks other prompts and noises; CLI
   assert.equal(a.report.evaluators.clip, null);
 });
 
+test('a guidance interval reaches every generate call and is recorded in the report; without one the report has none', async () => {
+  const seen: unknown[] = [];
+  const model = standIn((_p, _s, _k) => ({ width: SIZE, height: SIZE, data: new Uint8Array(SIZE * SIZE * 3) }));
+  const generate = model.generate;
+  model.generate = (o) => {
+    seen.push(o.cfgInterval);
+    return generate(o);
+  };
+  const opts = { seeds: 1, concepts: 2 as const, classifier: clfPath, clip: join(dir, 'none.safetensors'), progress: false, kidSubsets: 5 };
+  const limited = await evaluateQuality(model, { ...opts, cfgInterval: [0.3, 1] });
+  assert.ok(seen.length > 0 && seen.every((iv) => JSON.stringify(iv) === '[0.3,1]'), JSON.stringify(seen));
+  assert.deepEqual(limited.report.model.cfgInterval, [0.3, 1]);
+  seen.length = 0;
+  const every = await evaluateQuality(model, opts);
+  assert.ok(seen.every((iv) => iv === undefined));
+  assert.equal('cfgInterval' in every.report.model, false);
+});
+
 test('accuracies split by whether the prompt names the concept with a phrase seen in training; --prompts train uses train captions and judges no bar', async () => {
   // A seed whose plan holds both kinds of held-out prompt.
   const seed = [0, 1, 2, 3, 4, 5, 6, 7].find((s) => new Set(qualityPlan(CONCEPTS, VENDORS, s).map((it) => it.phraseSeen)).size === 2);
