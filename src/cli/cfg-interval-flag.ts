@@ -4,7 +4,7 @@ import { guidanceInterval, type GuidanceInterval } from '../sampling/guidance.js
 import { UsageError, type FlagValues } from './command.js';
 
 export const CFG_INTERVAL_HELP =
-  "guide only while the sampler's time (1 = noise; DDIM: timestep / 1000) is in LO,HI, e.g. 0.3,1: the last steps then use the conditional prediction alone (guidance interval, Kynkäänniemi et al. 2024; default: the model's, every step)";
+  "guide only while the sampler's time (1 = noise; DDIM: timestep / 1000) is in LO,HI, e.g. 0.3,1: the last steps then use the conditional prediction alone (guidance interval, Kynkäänniemi et al. 2024; default: every step, as mce erase samples)";
 
 /** The --cfg-interval, or undefined when the flag is absent. */
 export function cfgIntervalFlag(command: string, flags: FlagValues): GuidanceInterval | undefined {

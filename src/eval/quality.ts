@@ -58,7 +58,7 @@ export interface QualityOptions {
   /** Sampling steps and CFG scale (default: the model's). */
   steps?: number;
   cfg?: number;
-  /** Guide only in this interval of sampler time (sampling/guidance.ts; default: the model's). */
+  /** Guide only in this interval of sampler time (sampling/guidance.ts; default: every step). */
   cfgInterval?: GuidanceInterval;
 }
 

@@ -35,7 +35,7 @@ export interface FluxEmojiManifest {
   text_encoder: { params: TextEncoderParams; vocab_rows: number };
   latent: { kind: 'ae' | 'pixels'; shape: [number, number, number]; packed_tokens: number; packed_channels: number };
   image_size: number;
-  sampling: { steps: number; cfg: number; shift: boolean; cfg_interval?: GuidanceInterval };
+  sampling: { steps: number; cfg: number; shift: boolean };
   files: Record<string, { sha256: string; bytes: number }>;
   [k: string]: unknown;
 }
@@ -71,8 +71,8 @@ export interface GenerateOptions {
   /** Negative / unconditional prompt for CFG (default ""). */
   negative?: string;
   /**
-   * Guide only while the sampler's time (1 = noise) is in [lo, hi] (sampling/guidance.ts); null: at
-   * every step. Default: the manifest's `sampling.cfg_interval`, or every step.
+   * Guide only while the sampler's time (1 = noise) is in [lo, hi] (sampling/guidance.ts). Default:
+   * every step, as mce erase, the baselines and the attacks sample.
    */
   cfgInterval?: GuidanceInterval | null;
 }
@@ -129,7 +129,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   const seed = opts.seed ?? 0;
   const steps = opts.steps ?? m.sampling.steps;
   const cfg = opts.cfg ?? m.sampling.cfg;
-  const cfgInterval = opts.cfgInterval === undefined ? (m.sampling.cfg_interval ?? null) : opts.cfgInterval;
+  const cfgInterval = opts.cfgInterval ?? null;
   const n = opts.n ?? 1;
   const [lc, lh, lw] = m.latent.shape;
   const tokens = m.latent.packed_tokens;

@@ -17,7 +17,7 @@ import type { AutoEncoder } from '../models/flux/autoencoder.js';
 import type { TextEncoder, TextEncoderParams } from '../models/text/encoder.js';
 import { unetDenoiser, validateUnetWeights, type UnetParams, type UnetWeights } from '../models/unet/index.js';
 import { ddimSample, guidedEps } from '../sampling/ddim.js';
-import { guidanceScale, type GuidanceInterval } from '../sampling/guidance.js';
+import { guidanceScale } from '../sampling/guidance.js';
 import { ddimPlan } from '../sampling/diffusion-schedule.js';
 import { loadBundleParts, readBundle } from './bundle.js';
 import { toRgbImages, type GenerateOptions, type GenerateResult, type RgbImage } from './flux-emoji.js';
@@ -31,7 +31,7 @@ export interface SdEmojiManifest {
   text_encoder: { params: TextEncoderParams; vocab_rows: number };
   latent: { kind: 'ae' | 'pixels'; shape: [number, number, number] };
   image_size: number;
-  sampling: { steps: number; cfg: number; cfg_interval?: GuidanceInterval };
+  sampling: { steps: number; cfg: number };
   files: Record<string, { sha256: string; bytes: number }>;
   [k: string]: unknown;
 }
@@ -68,7 +68,7 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   const seed = opts.seed ?? 0;
   const steps = opts.steps ?? m.sampling.steps;
   const cfg = opts.cfg ?? m.sampling.cfg;
-  const cfgInterval = opts.cfgInterval === undefined ? (m.sampling.cfg_interval ?? null) : opts.cfgInterval;
+  const cfgInterval = opts.cfgInterval ?? null;
   const n = opts.n ?? 1;
   const plan = ddimPlan(steps);
   const [lc, lh, lw] = m.latent.shape;
