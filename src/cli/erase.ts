@@ -9,6 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { numericFlags, UsageError, UserError, type Command } from './command.js';
 import { binarizeFlag } from './binarize-flag.js';
+import { CFG_INTERVAL_HELP, cfgIntervalFlag } from './cfg-interval-flag.js';
 
 const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
@@ -34,6 +35,7 @@ export const eraseCommand: Command = {
     beta: { type: 'number', help: 'preservation weight', default: 0.1 },
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance inside each step (default: the model's)" },
+    'cfg-interval': { type: 'string', help: CFG_INTERVAL_HELP },
     iters: { type: 'number', help: `optimizer steps (default ${ITERS_PER_CONCEPT} per concept: the reference trains 400 at batch 4; ${ITERS_PER_CONCEPT} keeps one concept under 10 minutes on 2 cores)` },
     epochs: { type: 'number', help: 'run length in epochs instead of --iters: shuffled passes over the erase samples (prompts x noises), --batch of them per micro-batch (the reference trains 5)' },
     accumulate: { type: 'number', help: 'micro-batches per optimizer step', default: 1 },
@@ -98,6 +100,7 @@ export const eraseCommand: Command = {
     const binarizeRule = (await binarizeFlag('mce erase', flags))!;
     const lr = { ffn: num('lr-ffn', 0, 100), txt_mod: num('lr-mod', 0, 100), heads: num('lr-heads', 0, 100), single_mlp: num('lr-single', 0, 100), attn_linear: num('lr-attn', 0, 100) };
     const cfgFlag = optionalNum('cfg', 0, 50);
+    const cfgInterval = cfgIntervalFlag('mce erase', flags);
     // Erase samples are spread over the concepts, so each concept gets as many as a run of its own.
     const epochs = int('epochs', 1, 10000);
     if (epochs !== undefined && flags['iters'] !== undefined) throw new UsageError('mce erase: give --iters or --epochs, not both');
@@ -131,7 +134,7 @@ export const eraseCommand: Command = {
     const modelName = flags['model'] as string;
     let subject;
     try {
-      subject = await loadEraseSubject(modelName, { steps, cfg: cfgFlag });
+      subject = await loadEraseSubject(modelName, { steps, cfg: cfgFlag, ...(cfgInterval ? { cfgInterval } : {}) });
     } catch (e) {
       if (e instanceof ModelLoadError) throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${SHIPPED_MODEL_NAMES.join(', ')})`}`);
       throw e;
@@ -181,7 +184,7 @@ export const eraseCommand: Command = {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, ...run, iters,
       noises, preserveBatch: batch, seed, lr, ...(hooks ? { hooks } : {}), weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
     });
-    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}, target ${target}, objective ${objective}, beta ${beta}, ${epochs !== undefined ? `${epochs} epochs = ` : ''}${iters} iters`);
+    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}${cfgInterval ? ` for t in [${cfgInterval.join(', ')}]` : ''}, target ${target}, objective ${objective}, beta ${beta}, ${epochs !== undefined ? `${epochs} epochs = ` : ''}${iters} iters`);
 
     // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];

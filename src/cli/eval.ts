@@ -48,7 +48,7 @@ export const evalCommand: Command = {
     seed: { type: 'number', help: 'seed of the prompt choice, noises and concept sample', default: 0 },
     steps: { type: 'number', help: "sampling steps (default: the model's)" },
     cfg: { type: 'number', help: "classifier-free guidance scale (default: the model's)" },
-    'cfg-interval': { type: 'string', help: `quality: ${CFG_INTERVAL_HELP}` },
+    'cfg-interval': { type: 'string', help: CFG_INTERVAL_HELP },
     prompts: { type: 'string', help: "caption split to prompt with: 'heldout' (what the bars judge) or 'train' (captions seen in training)", default: 'heldout' },
     out: { type: 'string', help: 'folder for quality.json, images.jsonl (every image: prompt, seed, top concepts, style) and samples.png' },
     classifier: { type: 'string', help: 'classifier weights (default: the shipped models/emoji-classifier)' },
@@ -193,6 +193,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const seed = int('seed', 0, 2 ** 32 - 1)!;
   const steps = int('steps', 1, 200);
   const cfg = num('cfg', 0, 50);
+  const cfgInterval = cfgIntervalFlag('mce eval erasure', flags);
   const binarize = await binarizeFlag('mce eval erasure', flags);
   const out = typeof flags['out'] === 'string' ? flags['out'] : undefined;
   const { buildPromptSets } = await import('../erase/mce/prompts.js');
@@ -217,7 +218,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const modelName = String(flags['model']);
   let subject;
   try {
-    subject = await loadEraseSubject(modelName, { steps, cfg });
+    subject = await loadEraseSubject(modelName, { steps, cfg, ...(cfgInterval ? { cfgInterval } : {}) });
   } catch (e) {
     if (e instanceof ModelLoadError) throw new UserError(e.message);
     throw e;

@@ -75,6 +75,33 @@ test('erase --hooks text trains only the text stream of flux-emoji', { skip: !ex
   }
 });
 
+test('erase --cfg-interval: the whole range trains as no interval does; a limited one changes the losses and is recorded', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mce-erase-interval-'));
+  try {
+    const quick = ['erase', '--concept', 'dagger', '--iters', '2', '--steps', '2', '--prompts', '1', '--preserve', '1', '--noises', '1', '--eval', '0', '--no-grid', '--val-every', '0'];
+    const [every, whole, limited, bad] = await Promise.all([
+      runCli([...quick, '--out', join(dir, 'every')]),
+      runCli([...quick, '--cfg-interval', '0,1', '--out', join(dir, 'whole')]),
+      runCli([...quick, '--cfg-interval', '0.7,1', '--out', join(dir, 'limited')]),
+      runCli([...quick, '--cfg-interval', '1,0', '--out', join(dir, 'bad')]),
+    ]);
+    for (const r of [every, whole, limited]) assert.equal(r.code, 0, r.err);
+    const logits = async (run: string) => (await loadMasks(join(dir, run, 'masks.safetensors'))).logits;
+    assert.deepEqual(await logits('whole'), await logits('every'));
+    // Adam's first steps have the same size whatever the gradient, so compare the losses, which the sampler sets.
+    const summary = (run: string) => JSON.parse(readFileSync(join(dir, run, 'summary.json'), 'utf8')) as { loss: { curve: number[][] }; settings: { sampler: Record<string, unknown> } };
+    assert.deepEqual(summary('whole').loss.curve, summary('every').loss.curve);
+    assert.notEqual(summary('limited').loss.curve[0]![1], summary('every').loss.curve[0]![1]);
+    const sampler = (run: string) => summary(run).settings.sampler;
+    assert.deepEqual(sampler('limited')['cfgInterval'], [0.7, 1]); // 2 steps: t = 1 guided, t = 0.613 not
+    assert.equal('cfgInterval' in sampler('every'), false);
+    assert.equal(bad.code, 2, bad.err);
+    assert.match(bad.err, /^mce erase: --cfg-interval: guidance interval must be LO,HI/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('erase end to end on flux-emoji (2 iterations, 2 steps), then apply-masks on the shipped BF16 weights', { skip: !existsSync(SHIPPED) && 'models/flux-emoji is not there' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mce-erase-'));
   try {

@@ -29,6 +29,7 @@ import { eulerSample, eulerSampleGrad, type ParamVelocityFn } from '../../sampli
 import { fluxDenoiser } from '../../sampling/flux.js';
 import { HARD_CONCRETE_DEFAULTS, expectedL0, type HardConcreteParams } from './hardconcrete.js';
 import { masksFromLogits } from './masks.js';
+import { guidanceScale, type GuidanceInterval } from '../../sampling/guidance.js';
 
 /** A FLUX model as MCE needs it: weights, a text conditioning function and the latent geometry. */
 export interface FluxEraseModel {
@@ -46,6 +47,8 @@ export interface SamplerSettings {
   timesteps: readonly number[];
   /** Classifier-free guidance scale (1 = off); the unconditional prompt is "". */
   cfg: number;
+  /** Guide only while t is in this interval (sampling/guidance.ts); absent: every step. */
+  cfgInterval?: GuidanceInterval;
   /** Guidance strength for guidance-distilled models (ignored otherwise). */
   guidance?: number;
 }
@@ -126,7 +129,7 @@ export function batchVelocity(model: FluxEraseModel, cache: PromptCache, prompts
         const v = den.velocity(tf.concat([x, x], 0), t, { masks });
         const vc = v.slice([0, 0, 0], [n, -1, -1]);
         const vu = v.slice([n, 0, 0], [n, -1, -1]);
-        return tf.add(vu, tf.mul(tf.sub(vc, vu), s.cfg));
+        return tf.add(vu, tf.mul(tf.sub(vc, vu), guidanceScale(s.cfg, t, s.cfgInterval)));
       }),
     dispose: () => {
       den.dispose();

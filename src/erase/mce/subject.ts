@@ -15,6 +15,7 @@ import { ddimPlan } from '../../sampling/diffusion-schedule.js';
 import { fluxSchedule } from '../../sampling/schedule.js';
 import { PromptCache, packedNoise, sampleFinal, type FluxEraseModel, type SamplerSettings } from './objective.js';
 import { UnetPromptCache, unetNoise, unetSample, type DdimSettings, type UnetEraseModel } from './unet.js';
+import type { GuidanceInterval } from '../../sampling/guidance.js';
 
 /** Masks by hook-point name (FLUX or UNet names). */
 export type NamedMasks = Readonly<Record<string, Tensor>>;
@@ -39,7 +40,7 @@ export interface EraseSubject {
   model: FluxEraseModel | UnetEraseModel;
   sampler: SamplerSettings | DdimSettings;
   /** The sampler as summary.json records it. */
-  samplerRecord: { kind: string; steps: number; cfg: number; timesteps: number[] };
+  samplerRecord: { kind: string; steps: number; cfg: number; cfgInterval?: GuidanceInterval; timesteps: number[] };
   imageSize: number;
   /** Every hook point of the model. */
   maskSpecs: { name: string; size: number }[];
@@ -56,6 +57,13 @@ export interface SubjectOptions {
   steps?: number;
   /** CFG scale (default: the bundle's). */
   cfg?: number;
+  /** Guide only in this interval of sampler time (sampling/guidance.ts; default: every step). */
+  cfgInterval?: GuidanceInterval;
+}
+
+/** The guidance interval as settings carry it: only when one is set, so earlier runs' records and hashes stay as they were. */
+function interval(opts: SubjectOptions): { cfgInterval?: GuidanceInterval } {
+  return opts.cfgInterval ? { cfgInterval: opts.cfgInterval } : {};
 }
 
 /** Load a model bundle (shipped name or folder) as an erase subject. Bad paths and files throw ModelLoadError. */
@@ -73,12 +81,13 @@ function fluxSubject(m: Awaited<ReturnType<typeof loadFluxEmoji>>, opts: Subject
   const sampler: SamplerSettings = {
     timesteps: fluxSchedule(steps, { imageSeqLen: man.latent.packed_tokens, shift: man.sampling.shift }),
     cfg: opts.cfg ?? man.sampling.cfg,
+    ...interval(opts),
   };
   return {
     family: 'flow',
     model,
     sampler,
-    samplerRecord: { kind: 'Euler (FLUX schedule)', steps, cfg: sampler.cfg, timesteps: [...sampler.timesteps] },
+    samplerRecord: { kind: 'Euler (FLUX schedule)', steps, cfg: sampler.cfg, ...interval(opts), timesteps: [...sampler.timesteps] },
     imageSize: man.image_size,
     maskSpecs: fluxMaskSpecs(m.cfg),
     maskArch: { cfg: m.cfg },
@@ -105,12 +114,12 @@ function unetSubject(m: Awaited<ReturnType<typeof loadSdEmoji>>, opts: SubjectOp
     },
   };
   const steps = opts.steps ?? man.sampling.steps;
-  const sampler: DdimSettings = { plan: ddimPlan(steps), cfg: opts.cfg ?? man.sampling.cfg };
+  const sampler: DdimSettings = { plan: ddimPlan(steps), cfg: opts.cfg ?? man.sampling.cfg, ...interval(opts) };
   return {
     family: 'diffusion',
     model,
     sampler,
-    samplerRecord: { kind: 'DDIM (eta 0, leading), CFG inside each step', steps, cfg: sampler.cfg, timesteps: [...sampler.plan.timesteps] },
+    samplerRecord: { kind: 'DDIM (eta 0, leading), CFG inside each step', steps, cfg: sampler.cfg, ...interval(opts), timesteps: [...sampler.plan.timesteps] },
     imageSize: man.image_size,
     maskSpecs: unetMaskSpecs(m.cfg),
     maskArch: { unet: m.cfg },

@@ -17,6 +17,7 @@ import {
   noiseSeed, sparsityTerm, type ObjectiveItem, type ObjectiveKind, type ObjectiveResult, type SampleSpec, type SparsityTerm,
 } from './objective.js';
 import type { HardConcreteParams } from './hardconcrete.js';
+import { guidanceScale, type GuidanceInterval } from '../../sampling/guidance.js';
 
 /** An SD-style UNet as MCE needs it. */
 export interface UnetEraseModel {
@@ -33,6 +34,8 @@ export interface DdimSettings {
   plan: DdimPlan;
   /** CFG scale (1 = off); the unconditional prompt is "". */
   cfg: number;
+  /** Guide only while timestep / 1000 is in this interval (sampling/guidance.ts); absent: every step. */
+  cfgInterval?: GuidanceInterval;
 }
 
 export class UnetPromptCache {
@@ -73,7 +76,7 @@ function boundEps(model: UnetEraseModel, cache: UnetPromptCache, prompts: readon
       if (!guided) return den.eps(x, t, { masks });
       const out = den.pairEps(tf.concat([x, x], 0), t, { masks });
       const [u, c] = tf.split(out, 2, 0) as [Tensor, Tensor];
-      return tf.add(u, tf.mul(tf.sub(c, u), s.cfg));
+      return tf.add(u, tf.mul(tf.sub(c, u), guidanceScale(s.cfg, t / 1000, s.cfgInterval)));
     });
   return {
     eps,
