@@ -6,6 +6,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { trainCaptionWords } from '../src/train/run-record.js';
+import { trainCaptionLists } from '../src/train/world-data.js';
 import { buildDataset } from '../src/world/dataset.js';
 
 for (const dir of process.argv.slice(2)) {
@@ -14,7 +15,7 @@ for (const dir of process.argv.slice(2)) {
   const { size, concepts, seed, hash } = manifest.dataset;
   const ds = buildDataset({ size, concepts, seed });
   if (ds.hash !== hash) throw new Error(`${path}: dataset hash ${hash}, but this world builds ${ds.hash}`);
-  manifest.dataset.caption_words = trainCaptionWords(ds);
+  manifest.dataset.caption_words = trainCaptionWords(trainCaptionLists(ds));
   writeFileSync(path, `${JSON.stringify(manifest, null, 2)}\n`);
   console.log(`${path}: ${manifest.dataset.caption_words.length} caption words`);
 }

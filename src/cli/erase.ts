@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { numericFlags, UsageError, UserError, type Command } from './command.js';
 import { binarizeFlag } from './binarize-flag.js';
 import { CFG_INTERVAL_HELP, cfgIntervalFlag } from './cfg-interval-flag.js';
+import { formatGuidanceInterval } from '../sampling/guidance.js';
 
 const TARGETS = ['neutral', 'empty', 'edit'] as const;
 const OBJECTIVES = ['final', 'per-step'] as const;
@@ -134,7 +135,7 @@ export const eraseCommand: Command = {
     const modelName = flags['model'] as string;
     let subject;
     try {
-      subject = await loadEraseSubject(modelName, { steps, cfg: cfgFlag, ...(cfgInterval ? { cfgInterval } : {}) });
+      subject = await loadEraseSubject(modelName, { steps, cfg: cfgFlag, cfgInterval });
     } catch (e) {
       if (e instanceof ModelLoadError) throw new UserError(`${(e as Error).message}${modelName.includes('/') ? '' : ` (shipped models: ${SHIPPED_MODEL_NAMES.join(', ')})`}`);
       throw e;
@@ -147,7 +148,8 @@ export const eraseCommand: Command = {
     const hooksFlag = flags['hooks'] as string[] | undefined;
     const hooks = hooksFlag?.flatMap((g) => (g === 'text' ? masksMod.TEXT_ONLY_HOOKS[subject.family] : [g]));
     for (const glob of hooks ?? []) {
-      if (subject.maskSpecs.some((m) => masksMod.hookMatcher([glob])(m.name))) continue;
+      const matches = masksMod.hookMatcher([glob]);
+      if (subject.maskSpecs.some((m) => matches(m.name))) continue;
       const kinds = [...new Set(subject.maskSpecs.map((m) => `*.${m.name.split('.').slice(-2).filter((x) => !/^\d+$/.test(x)).join('.')}`))];
       subject.dispose();
       throw new UsageError(`mce erase: --hooks '${glob}' matches no hook point of ${modelName} (its hook points: ${kinds.join(', ')})`);
@@ -184,7 +186,7 @@ export const eraseCommand: Command = {
       target: target as 'neutral' | 'empty' | 'edit', objective: objective as 'final' | 'per-step', beta, ...run, iters,
       noises, preserveBatch: batch, seed, lr, ...(hooks ? { hooks } : {}), weightDecay, decayTo, adamEps, sparsity: { kind: sparsityW > 0 ? (sparsityKind as 'l1' | 'l0' | 'edit') : 'none', weight: sparsityW },
     });
-    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}${cfgInterval ? ` for t in [${cfgInterval.join(', ')}]` : ''}, target ${target}, objective ${objective}, beta ${beta}, ${epochs !== undefined ? `${epochs} epochs = ` : ''}${iters} iters`);
+    log(`mce erase: ${sets.targets.map((t) => t.name).join(' + ')} on ${modelName} (${backend}): ${sets.erase.length} erase / ${sets.preserve.length} preserve prompts (${Math.min(sets.neighbours.length, sets.preserve.length)} of them near neighbours), ${sampler.steps} steps, cfg ${sampler.cfg}${formatGuidanceInterval(cfgInterval)}, target ${target}, objective ${objective}, beta ${beta}, ${epochs !== undefined ? `${epochs} epochs = ` : ''}${iters} iters`);
 
     // Training, with a validation grid every --val-every steps (rows: 2 erase + 2 preserve prompts, fixed noise).
     const valPrompts = [...sets.erase.slice(0, 2).map((p) => p.prompt), ...sets.preserve.slice(0, 2)];

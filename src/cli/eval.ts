@@ -118,7 +118,7 @@ async function runQuality(flags: FlagValues): Promise<number> {
     prompts: prompts as 'heldout' | 'train',
     steps,
     cfg,
-    ...(cfgInterval ? { cfgInterval } : {}),
+    cfgInterval,
     classifier: typeof flags['classifier'] === 'string' ? flags['classifier'] : undefined,
     clip: typeof flags['clip'] === 'string' ? flags['clip'] : undefined,
   };
@@ -218,7 +218,7 @@ async function runErasure(flags: FlagValues): Promise<number> {
   const modelName = String(flags['model']);
   let subject;
   try {
-    subject = await loadEraseSubject(modelName, { steps, cfg, ...(cfgInterval ? { cfgInterval } : {}) });
+    subject = await loadEraseSubject(modelName, { steps, cfg, cfgInterval });
   } catch (e) {
     if (e instanceof ModelLoadError) throw new UserError(e.message);
     throw e;

@@ -71,8 +71,9 @@ export const generateCommand: Command = {
     await noteUnreadWords(model.manifest, model.name, prompt);
     const sweep = await import('../generate/shard.js');
     const t0 = performance.now();
-    const opts = { prompt, seed, steps, cfg, ...(cfgInterval ? { cfgInterval } : {}), trajectory: Boolean(flags['trajectory']) };
-    const used = { steps: steps ?? model.defaults.steps, cfg: cfg ?? model.defaults.cfg, ...(cfgInterval ? { cfgInterval } : {}) };
+    const opts = { prompt, seed, steps, cfg, cfgInterval, trajectory: Boolean(flags['trajectory']) };
+    // (JSON leaves out an unset cfgInterval, so earlier shard folders keep their settings.)
+    const used = { steps: steps ?? model.defaults.steps, cfg: cfg ?? model.defaults.cfg, cfgInterval };
     if (shard) {
       const dir = sweep.shardFolder(out, shard.i, shard.n);
       const sha = (file: string): string => createHash('sha256').update(readFileSync(file)).digest('hex');
@@ -124,8 +125,8 @@ export const generateCommand: Command = {
       throw new UserError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     model.dispose();
-    const guided = cfgInterval ? ` for t in [${cfgInterval.join(', ')}]` : '';
-    process.stderr.write(`mce generate: ${n} image(s), ${used.steps} steps, cfg ${used.cfg}${guided}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
+    const { formatGuidanceInterval } = await import('../sampling/guidance.js');
+    process.stderr.write(`mce generate: ${n} image(s), ${used.steps} steps, cfg ${used.cfg}${formatGuidanceInterval(cfgInterval)}, seed ${seed}, ${(ms / 1000).toFixed(2)} s -> ${out}\n`);
     return 0;
   },
 };

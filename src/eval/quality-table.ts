@@ -1,5 +1,6 @@
 // The human-readable table of `mce eval quality`: metrics (generated next to real renders), the
 // erasure targets' detection rates, and the bars as PASS/FAIL with what was measured.
+import { formatGuidanceInterval } from '../sampling/guidance.js';
 import { CONCEPT_PHRASES, PROMPTS_DESCRIPTION, type ConceptPhrase, type QualityReport, type TargetDetection } from './quality.js';
 
 const pct = (x: number | null): string => (x === null ? 'n/a' : `${(100 * x).toFixed(1)}%`);
@@ -20,7 +21,7 @@ export function formatQuality(r: QualityReport): string {
   const m = r.metrics;
   const lines: string[] = [];
   lines.push(
-    `mce eval quality: ${r.model.name} (${r.model.family}, ${r.model.steps} steps, cfg ${r.model.cfg}${r.model.cfgInterval ? ` for t in [${r.model.cfgInterval.join(', ')}]` : ''}): ` +
+    `mce eval quality: ${r.model.name} (${r.model.family}, ${r.model.steps} steps, cfg ${r.model.cfg}${formatGuidanceInterval(r.model.cfgInterval)}): ` +
       `${r.concepts} concepts x ${r.styles.length} styles x ${r.seeds} seeds = ${r.images.generated} generated images; ${r.images.real} real renders`,
   );
   lines.push(`prompts: ${r.prompts} (seed ${r.seed})`);

@@ -456,10 +456,7 @@ export async function scoreItems(
   for (const [j, index] of indices.entries()) {
     const item = plan[index]!;
     const t0 = performance.now();
-    const res = model.generate({
-      prompt: item.prompt, seed: item.seed, n: setup.seeds, steps: setup.model.steps, cfg: setup.model.cfg,
-      ...(setup.model.cfgInterval ? { cfgInterval: setup.model.cfgInterval } : {}),
-    });
+    const res = model.generate({ prompt: item.prompt, seed: item.seed, n: setup.seeds, steps: setup.model.steps, cfg: setup.model.cfg, cfgInterval: setup.model.cfgInterval });
     const t1 = performance.now();
     const scores = score(ev.clf, res.images, ev.trainedIdx);
     const clip = setup.clip.present ? await clipScore(res.images, res.images.map(() => item.prompt), { model: setup.clip.path }) : null;

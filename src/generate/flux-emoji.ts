@@ -90,8 +90,6 @@ export interface GenerateResult {
   trajectory?: RgbImage[][];
   steps: number;
   cfg: number;
-  /** Where guidance applied (null: every step). */
-  cfgInterval: GuidanceInterval | null;
   seed: number;
   timesteps: number[];
 }
@@ -159,7 +157,7 @@ export function generate(model: FluxEmojiModel, opts: GenerateOptions): Generate
   if (opts.trajectory) trajectory = res.x0Preds!.map((p) => decodePacked(model, p));
   tf.dispose([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? []), x0, img_ids, txt_ids, enc.txt, enc.y]);
   den.dispose();
-  return { images, trajectory, steps, cfg, cfgInterval, seed, timesteps };
+  return { images, trajectory, steps, cfg, seed, timesteps };
 }
 
 /** Tile images into a grid (cols per row), with a `pad`-pixel white gutter. */

@@ -88,5 +88,5 @@ export function generateSd(model: SdEmojiModel, opts: GenerateOptions): Generate
   tf.dispose([...new Set([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? [])]), xT, cond.txt, cond.y]);
   if (uncond) tf.dispose([uncond.txt, uncond.y]);
   den.dispose();
-  return { images, trajectory, steps, cfg, cfgInterval, seed, timesteps: [...plan.timesteps] };
+  return { images, trajectory, steps, cfg, seed, timesteps: [...plan.timesteps] };
 }

@@ -132,7 +132,7 @@ function generateFluxSld(m: FluxEmojiModel, opts: GenerateOptions, w: SldWrapper
   tf.dispose([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? []), x0, img_ids, txt_ids, enc.txt, enc.y]);
   state.momentum?.dispose();
   den.dispose();
-  return { images, trajectory, steps, cfg, cfgInterval: null, seed, timesteps };
+  return { images, trajectory, steps, cfg, seed, timesteps };
 }
 
 /** CFG velocity of FLUX for a batch: one forward over [x; x] with [prompts; negatives]. */
@@ -201,7 +201,7 @@ function generateFluxFlowEdit(m: FluxEmojiModel, opts: GenerateOptions, w: FlowE
   tar.dispose();
   const images = decodePacked(m, z);
   tf.dispose([x0, xSrc, z]);
-  return { images, steps, cfg, cfgInterval: null, seed, timesteps: ts };
+  return { images, steps, cfg, seed, timesteps: ts };
 }
 
 function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntry): GenerateResult {
@@ -227,7 +227,7 @@ function generateSdSld(m: SdEmojiModel, opts: GenerateOptions, w: SldWrapperEntr
   tf.dispose([...new Set([res.final, ...(res.xs ?? []), ...(res.x0Preds ?? [])]), xT, enc.txt, enc.y]);
   state.momentum?.dispose();
   den.dispose();
-  return { images, trajectory, steps, cfg, cfgInterval: null, seed, timesteps: [...plan.timesteps] };
+  return { images, trajectory, steps, cfg, seed, timesteps: [...plan.timesteps] };
 }
 
 /** Load a wrapper bundle (its manifest has `wrapper`) as a TextToImageModel that samples through the wrapper. */

@@ -12,6 +12,11 @@ export function guidanceScale(cfg: number, t: number, interval?: GuidanceInterva
   return !interval || (t >= interval[0] && t <= interval[1]) ? cfg : 1;
 }
 
+/** How logs and tables say an interval: " for t in [0.3, 1]", or "" for guidance at every step. */
+export function formatGuidanceInterval(interval?: GuidanceInterval | null): string {
+  return interval ? ` for t in [${interval.join(', ')}]` : '';
+}
+
 /** A checked interval: two numbers in [0, 1], lo <= hi; throws a one-line Error otherwise. */
 export function guidanceInterval(lo: number, hi: number): GuidanceInterval {
   if (!(lo >= 0 && hi <= 1 && lo <= hi)) throw new Error(`guidance interval must be LO,HI with 0 <= LO <= HI <= 1, got ${lo},${hi}`);

@@ -233,7 +233,7 @@ export async function exportDiffusionModel(
     },
     sampling: { ...cfg.sampling, sampler: 'DDIM (eta 0), timestep_spacing leading, steps_offset 1, set_alpha_to_one false; CFG on the doubled batch [uncond ""; prompt]' },
     files,
-    dataset: datasetRecord(cfg.dataset, data.ds),
+    dataset: datasetRecord(cfg.dataset, data),
     training: {
       command: trainingCommand('diffusion', configPath, run, cfg.train.steps, cfg.notes),
       config: cfg,

@@ -249,7 +249,7 @@ export async function exportFlowModel(
     image_size: cfg.dataset.size,
     sampling: { ...cfg.sampling, schedule: 'FLUX get_schedule (time shift, mu from the image token count)', sampler: 'Euler' },
     files,
-    dataset: datasetRecord(cfg.dataset, data.ds),
+    dataset: datasetRecord(cfg.dataset, data),
     training: {
       command: trainingCommand('flow', configPath, run, cfg.train.steps, cfg.notes),
       config: cfg,

@@ -7,7 +7,7 @@ import { loadFloat32 } from '../io/safetensors.js';
 import { copyFileAtomicSync, writeFileAtomic } from '../io/atomic.js';
 import { captionWords, templates } from '../world/captions.js';
 import type { Dataset } from '../world/dataset.js';
-import { trainCaptionLists } from './world-data.js';
+import type { TrainCaptions } from './world-data.js';
 import type { Params } from './optim.js';
 import { loadCheckpoint, restoreParams, type HostTensor } from './state.js';
 import { sha256 } from '../world/util.js';
@@ -96,18 +96,20 @@ export async function writeManifest(path: string, manifest: { quality: Record<st
 }
 
 /**
- * Every word of the TRAIN captions a model on `ds` is trained with, sorted: what its text encoder has
- * read. `mce generate` names the prompt words outside it (cli/generate.ts noteUnreadWords).
+ * Every word of the TRAIN captions a model is trained with (world-data.ts trainCaptionLists), sorted:
+ * what its text encoder has read. `mce generate` names the prompt words outside it (cli/generate.ts
+ * noteUnreadWords).
  */
-export function trainCaptionWords(ds: Dataset): string[] {
-  const { styled, plain } = trainCaptionLists(ds);
+export function trainCaptionWords({ styled, plain }: TrainCaptions): string[] {
   const words = new Set<string>();
-  for (const list of [...styled, ...plain]) for (const caption of list) for (const w of captionWords(caption)) words.add(w);
+  // Records of one concept and style share one list: read each list once.
+  for (const list of new Set([...styled, ...plain])) for (const caption of list) for (const w of captionWords(caption)) words.add(w);
   return [...words].sort();
 }
 
 /** The manifest's `dataset` section of a base model trained on emoji-world with TRAIN captions. */
-export function datasetRecord(config: object, ds: Dataset): Record<string, unknown> {
+export function datasetRecord(config: object, data: { ds: Dataset } & TrainCaptions): Record<string, unknown> {
+  const { ds } = data;
   return {
     ...config,
     hash: ds.hash,
@@ -115,7 +117,7 @@ export function datasetRecord(config: object, ds: Dataset): Record<string, unkno
     concepts: ds.concepts.length,
     styles: ds.vendors,
     captions: `TRAIN templates and synonyms only (world/captions.ts split seed); ${templates('train', false).length} plain + ${templates('train', true).length} styled train templates`,
-    caption_words: trainCaptionWords(ds),
+    caption_words: trainCaptionWords(data),
   };
 }
 

@@ -122,7 +122,8 @@ export interface MergeSource {
  */
 export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: HostMasks; cfg: FluxParams | null; unet: UnetParams | null; sources: MergeSource[]; parts: HostMasks[] }> {
   if (paths.length === 0) throw new MaskFileError('no mask files to merge');
-  const files = await Promise.all(paths.map((p) => loadMasks(p)));
+  const resolved = paths.map(maskFilePath);
+  const files = await Promise.all(resolved.map((p) => loadMasks(p)));
   const arch = (f: MaskFile): string => JSON.stringify(f.cfg ? { flux: f.cfg } : f.unet ? { unet: f.unet } : null);
   files.forEach((f, i) => {
     if (arch(f) !== arch(files[0]!)) throw new MaskFileError(`${paths[i]}: trained on another model than ${paths[0]} (its recorded architecture differs)`);
@@ -139,8 +140,7 @@ export async function mergeMaskFiles(paths: readonly string[]): Promise<{ keep: 
     } catch {
       // a file without a readable concept list still merges; the record says so by an empty list
     }
-    const file = maskFilePath(paths[i]!);
-    return { file, sha256: sha256(readFileSync(file)), concepts };
+    return { file: resolved[i]!, sha256: sha256(readFileSync(resolved[i]!)), concepts };
   });
   return { keep: mergeMasks(parts), cfg: files[0]!.cfg, unet: files[0]!.unet, sources, parts };
 }
