@@ -6,23 +6,24 @@
 // Two prompt sets: all of a target's held-out captions (what `mce eval quality` draws from) and
 // the 48 prompts `mce erase` / `mce eval erasure` judge (seed 0). Given `mce eval quality`'s
 // images.jsonl files, it also counts how often the model drew each target for those prompts.
-// The concepts are flux-emoji's and sd-emoji's 320 (dataset seed 0).
+// The words are those flux-emoji's manifest records (`dataset.caption_words`, the same as sd-emoji's:
+// one dataset), and its concepts those of that dataset.
 // Usage: node --import tsx scripts/heldout-word-ceiling.ts [IMAGES.jsonl ...]
 import { readFileSync } from 'node:fs';
 import { buildPromptSets } from '../src/erase/mce/prompts.js';
 import { heldOutEvalItems } from '../src/erase/mce/evaluate.js';
-import { captionRecords, conceptPhrases } from '../src/world/captions.js';
+import { readManifest, manifestCaptionWords } from '../src/generate/bundle.js';
+import { captionRecords, captionWords, conceptPhrases } from '../src/world/captions.js';
 import { selectConcepts } from '../src/world/dataset.js';
 import { erasureTargets } from '../src/world/targets.js';
 import { VENDORS } from '../src/world/vendors.js';
 
-const concepts = selectConcepts(320, 0);
-const words = (s: string): string[] => s.toLowerCase().match(/[a-z0-9]+(?:'[a-z]+)?/g) ?? [];
-
-// Every word of every train caption of the model's concepts, plain and in each style.
-const trainWords = new Set<string>();
-for (const c of concepts) for (const st of [null, ...VENDORS]) for (const r of captionRecords(c, st, 'train')) for (const w of words(r.text)) trainWords.add(w);
-const unseenIn = (phrase: string): string[] => words(phrase).filter((w) => !trainWords.has(w));
+const { manifest } = readManifest('flux-emoji');
+const dataset = manifest['dataset'] as { concepts: number; seed: number };
+const concepts = selectConcepts(dataset.concepts, dataset.seed);
+const trainWords = new Set(manifestCaptionWords(manifest));
+const unseenIn = (phrase: string): string[] => captionWords(phrase).filter((w) => !trainWords.has(w));
+const naming = (phrases: readonly string[]) => (prompt: string): boolean => phrases.some((p) => new RegExp(`\\b${p}\\b`, 'i').test(prompt));
 const pct = (k: number, n: number): string => `${((100 * k) / n).toFixed(0)}%`;
 
 console.log(`${trainWords.size} distinct words in the train captions of ${concepts.length} concepts\n`);
@@ -31,7 +32,7 @@ console.log(`${trainWords.size} distinct words in the train captions of ${concep
 interface Image { prompt: string; concept: string; top: string[]; phraseSeen: boolean }
 const images: Image[] = process.argv.slice(2).flatMap((f) => readFileSync(f, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Image));
 const drawn = (members: readonly string[], blindPhrases: readonly string[], blind: boolean): string => {
-  const has = (prompt: string): boolean => blindPhrases.some((p) => new RegExp(`\\b${p}\\b`, 'i').test(prompt));
+  const has = naming(blindPhrases);
   const mine = images.filter((im) => members.includes(im.concept) && !im.phraseSeen && has(im.prompt) === blind);
   return mine.length ? `${mine.filter((im) => members.includes(im.top[0]!)).length}/${mine.length}` : '-';
 };
@@ -54,6 +55,6 @@ for (const t of erasureTargets()) {
   }
   const blindPhrases = synonyms.filter((p) => unseenIn(p).length);
   const { erase } = heldOutEvalItems(buildPromptSets([t.name]), 48, 0, concepts);
-  const evalBlind = erase.filter((x) => blindPhrases.some((p) => new RegExp(`\\b${p}\\b`, 'i').test(x.p))).length;
+  const evalBlind = erase.filter((x) => naming(blindPhrases)(x.p)).length;
   console.log(`| ${t.name} | ${described} | ${blind}/${all} (${pct(blind, all)}) | ${evalBlind}/${erase.length} (${pct(evalBlind, erase.length)}) | ${pct(all - blind, all)} | ${drawn(t.members, blindPhrases, true)} | ${drawn(t.members, blindPhrases, false)} |`);
 }
